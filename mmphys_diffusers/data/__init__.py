@@ -15,6 +15,8 @@ __all__ = [
     "ClipRecord",
     "ManifestWriter",
     "MMPhysVideoDataset",
+    "collate_clips",
+    "sample_frame_indices",
     "load_cue_arrays",
     "read_manifest",
     "validate_cue_arrays",
@@ -23,8 +25,9 @@ __all__ = [
 
 
 def __getattr__(name):
-    if name == "MMPhysVideoDataset":  # imports torch; keep the manifest tools light
-        from .dataset import MMPhysVideoDataset
+    # the Dataset imports torch; keep the manifest tools light
+    if name in ("MMPhysVideoDataset", "collate_clips", "sample_frame_indices"):
+        from . import dataset
 
-        return MMPhysVideoDataset
+        return getattr(dataset, name)
     raise AttributeError(name)

@@ -1,0 +1,1 @@
+"""The `mmphys` command line."""
