@@ -1,0 +1,18 @@
+"""Bidirectionally Controlled Teacher transformers (two streams through shared backbone blocks + control links)."""
+
+from .control_link_transformer import TEACHER_CLASSES, ControlLinkTransformer3DModel, teacher_class_for
+from .control_link_transformer_cogvideox import ControlLinkCogVideoXTransformer3DModel
+from .control_link_transformer_wan import ControlLinkWanTransformer3DModel
+from .control_links import PERCEPTION_TASK_ID, RGB_TASK_ID
+from .modeling_outputs import ControlLinkTransformerOutput
+
+__all__ = [
+    "ControlLinkTransformer3DModel",
+    "ControlLinkCogVideoXTransformer3DModel",
+    "ControlLinkWanTransformer3DModel",
+    "ControlLinkTransformerOutput",
+    "TEACHER_CLASSES",
+    "teacher_class_for",
+    "RGB_TASK_ID",
+    "PERCEPTION_TASK_ID",
+]
