@@ -197,7 +197,7 @@ def write_clip(
         validate_cue_arrays(cue_arrays, f, h, w, where=f"clip {clip_id}")
         cues_rel = str(rel / "cues.npz")
         with atomic_path(root / cues_rel) as tmp:
-            (np.savez_compressed if compress_cues else np.savez)(tmp, **{k: np.asarray(v) for k, v in cue_arrays.items()})
+            _save_npz(tmp, cue_arrays, compress=compress_cues)
     pseudo_paths = {}
     for cue, video in (pseudo_rgb or {}).items():
         video = np.asarray(video)
@@ -218,6 +218,18 @@ def write_clip(
         pseudo_rgb=pseudo_paths,
         meta=dict(meta or {}),
     )
+
+
+def _save_npz(path: Path, arrays: Mapping[str, np.ndarray], compress: bool) -> None:
+    """Write an ``.npz`` that `np.load` reads; deflate level 1 is ~3x faster than
+    `np.savez_compressed` (level 6) and about as small for cue arrays."""
+    import zipfile
+
+    mode = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(path, "w", compression=mode, compresslevel=1 if compress else None) as zf:
+        for name, value in arrays.items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                np.lib.format.write_array(fh, np.asarray(value), allow_pickle=False)
 
 
 def load_cue_arrays(root: str | os.PathLike, record: ClipRecord, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
