@@ -13,7 +13,7 @@ import sys
 
 from ..errors import MMPhysInputError
 
-SUBCOMMAND_MODULES = ("sim", "demo")
+SUBCOMMAND_MODULES = ("sim", "curate", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

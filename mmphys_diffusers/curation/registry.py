@@ -58,8 +58,12 @@ class Registry(Generic[T]):
             raise MMPhysInputError(f"unknown {self.stage} backend {name!r}; expected one of {self.names()} or 'module:Class'")
         try:
             return factory(**options)
+        except MMPhysInputError:
+            raise
         except TypeError as exc:
             raise MMPhysInputError(f"{self.stage} backend {name!r}: bad options {sorted(options)}: {exc}") from exc
+        except Exception as exc:  # a model that cannot load (missing files, no network) is a config error
+            raise MMPhysInputError(f"{self.stage} backend {name!r} could not be built: {type(exc).__name__}: {exc}") from exc
 
 
 LOCALIZERS: Registry[Any] = Registry("localize")
