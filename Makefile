@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmphys-installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test train-tiny clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,8 +26,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q tests
 
-bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+# The whole tiny chain on CPU: simulate -> teacher -> student -> LoRA (outputs/train-tiny/).
+train-tiny: $(STAMP)
+	$(PY) train/train_tiny.py --out outputs/train-tiny
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -1,0 +1,521 @@
+#!/usr/bin/env python
+"""MMPhysVideo-Tiny: the whole recipe, from an empty folder to bundled models, in one resumable command.
+
+    python train/recipes/mmphysvideo_tiny.py --preset gpu            # the bundled models (one GPU)
+    python train/recipes/mmphysvideo_tiny.py --preset cpu --out outputs/mmphysvideo-tiny-cpu
+    python train/recipes/mmphysvideo_tiny.py --preset smoke --out /tmp/smoke --export /tmp/smoke/export
+
+Stages (each skipped when its output is complete, resumed from its latest checkpoint otherwise,
+so the command can be killed with -9 and simply run again):
+
+1. ``data``     simulate the training world and a held-out set (``<out>/data/{train,heldout}``);
+2. ``vae``      train a tiny ``AutoencoderKLWan`` on RGB + "unified" pseudo-RGB clips, store latent stats;
+3. ``base``     assemble the base pipeline: trained VAE + frozen tiny UMT5 + byte tokenizer + a fresh
+                tiny Wan transformer + the flow-matching scheduler (``<out>/base``);
+4. ``teacher``  the Bidirectionally Controlled Teacher (RGB + perception streams);
+5. ``baseline`` RGB-only diffusion fine-tune of the base (the student trainer with alignment weight 0);
+6. ``student``  the student distilled from the teacher: same data, steps, seed and noise as the baseline;
+7. ``eval``     `run_physics_benchmark` on held-out scenes for the three models (+ seconds per video);
+8. ``export``   copy the three pipelines to ``--export`` with a model card, ``mmphys_recipe.json`` and a sample.
+
+The perception videos use FIXED unified-codec ranges for the whole dataset (depth near/far from the
+simulator's camera, a flow scale per resolution), so a generated perception video decodes to metric
+depth at inference; the values are written into every exported folder (``mmphys_recipe.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+REPO = Path(__file__).resolve().parents[2]
+PRESETS_DIR = Path(__file__).resolve().parent / "presets"
+DEFAULT_EXPORT = REPO / "mmphys_diffusers" / "assets" / "mmphysvideo-tiny"
+STAGES = ("data", "vae", "base", "teacher", "baseline", "student", "eval", "export")
+MODEL_KINDS = ("baseline", "teacher", "student")
+RECIPE_FILE = "mmphys_recipe.json"
+PERCEPTION_CUE = "unified"
+# The simulator's camera sees the back wall at 8-16 m and the floor from about 4 m (measured over
+# every scene family: depth 4.13-16.0 m); flow magnitudes reach ~0.15 x frame size per frame.
+DEPTH_NEAR, DEPTH_FAR = 4.0, 16.0
+MAX_INSTANCES = 8
+
+
+def codec_kwargs_for(size: int) -> dict[str, Any]:
+    """Fixed unified-codec settings of a recipe run at `size` px."""
+    return {"near": DEPTH_NEAR, "far": DEPTH_FAR, "max_flow": round(size / 6.0, 4), "max_instances": MAX_INSTANCES}
+
+
+def load_preset(name_or_path: str) -> dict[str, Any]:
+    """A preset by name (``smoke``, ``cpu``, ``gpu``: ``presets/<name>.json``) or a JSON file."""
+    from mmphys_diffusers.errors import MMPhysInputError
+
+    path = PRESETS_DIR / f"{name_or_path}.json"
+    if not path.is_file():
+        path = Path(name_or_path)
+    if not path.is_file():
+        known = sorted(p.stem for p in PRESETS_DIR.glob("*.json"))
+        raise MMPhysInputError(f"--preset {name_or_path!r}: expected one of {known} or a preset JSON file")
+    preset = json.loads(path.read_text())
+    preset["name"] = path.stem
+    return preset
+
+
+def _log(message: str) -> None:
+    print(f"[mmphysvideo-tiny] {message}", flush=True)
+
+
+def hardware_summary(device: str) -> str:
+    import torch
+
+    if device == "cuda":
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda}), torch {torch.__version__}"
+    return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+# ---------------------------------------------------------------------- trainers with fixed codec ranges
+
+
+def _fixed_codec_trainer(base_cls: type, codec_kwargs: dict[str, Any]) -> type:
+    """`base_cls` (TeacherTrainer / StudentTrainer) whose perception videos use fixed codec kwargs.
+
+    The stock trainers let the codec infer depth/flow ranges per clip; for a generative model the range
+    must be fixed per dataset, or a generated perception video cannot be decoded. The codec kwargs enter
+    the latent-cache key, so latents encoded with other ranges are never reused.
+    """
+    from mmphys_diffusers.data import MMPhysVideoDataset
+    from mmphys_diffusers.training.data import CachedLatents, LatentCache, TrainingClips
+
+    class FixedCodecTrainer(base_cls):
+        def _build_dataset(self):
+            cfg, acc = self.config, self.accelerator
+            clips = TrainingClips(cfg.dataset, cfg.perception_cue, cfg.num_frames, cfg.height, cfg.width,
+                                  frame_sampling=cfg.frame_sampling, seed=cfg.seed, max_samples=cfg.max_train_samples)
+            clips.clips = MMPhysVideoDataset(cfg.dataset, cues=(cfg.perception_cue,), num_frames=cfg.num_frames, height=cfg.height,
+                                             width=cfg.width, frame_sampling=cfg.frame_sampling, seed=cfg.seed,
+                                             codec_kwargs={cfg.perception_cue: codec_kwargs})
+            if not cfg.cache_latents:
+                return clips, clips
+            cache_root = Path(cfg.latent_cache_dir) if cfg.latent_cache_dir else self.output_dir / "latent-cache"
+            info = {
+                "pretrained_model": str(Path(cfg.pretrained_model).resolve()),
+                "dataset": str(Path(cfg.dataset).resolve()),
+                "cue": cfg.perception_cue,
+                "codec_kwargs": codec_kwargs,
+                "num_frames": cfg.num_frames,
+                "height": cfg.height,
+                "width": cfg.width,
+                "frame_sampling": cfg.frame_sampling,
+                "max_sequence_length": self.max_sequence_length,
+                "dtype": str(self.weight_dtype),
+            }
+            cache = LatentCache(cache_root, info)
+            cache.build(clips, self._encode_pixels, accelerator=acc)
+            return CachedLatents(cache, [r.id for r in clips.records]), clips
+
+    FixedCodecTrainer.__name__ = f"FixedCodec{base_cls.__name__}"
+    return FixedCodecTrainer
+
+
+def _train_stage(kind: str, out: Path, preset: dict, seed: int) -> dict:
+    """Train one of teacher / baseline / student into ``<out>/<kind>`` (resuming); returns its summary."""
+    from mmphys_diffusers.training.config import StudentTrainConfig, TeacherTrainConfig, config_from_dict
+    from mmphys_diffusers.training.student import StudentTrainer
+    from mmphys_diffusers.training.teacher import TeacherTrainer
+    from mmphys_diffusers.training.trainer import write_summary
+
+    common = {
+        "pretrained_model": str(out / "base"),
+        "dataset": str(out / "data" / "train"),
+        "perception_cue": PERCEPTION_CUE,
+        "num_frames": preset["num_frames"],
+        "height": preset["size"],
+        "width": preset["size"],
+        "seed": seed,
+        "cache_latents": True,
+        # one cache for the three models: same base VAE, text encoder, data and codec ranges
+        "latent_cache_dir": str(out / "latent-cache"),
+        "output_dir": str(out / kind),
+        "resume_from_checkpoint": "latest",
+        "checkpoints_total_limit": 2,
+        "report_to": "none",
+        "validation_prompt": "a red ball falls and bounces on the floor",
+        **preset["diffusion"],
+    }
+    if kind == "teacher":
+        config, trainer_cls = config_from_dict(TeacherTrainConfig, {**common, **preset["teacher"]}), TeacherTrainer
+    else:
+        student = dict(preset["student"], teacher_model=str(out / "teacher"))
+        if kind == "baseline":
+            # RGB-only: the same trainer, data, steps, seed and noise stream, no alignment to the teacher
+            student["alignment_loss_weight"] = 0.0
+        config, trainer_cls = config_from_dict(StudentTrainConfig, {**common, **student}), StudentTrainer
+    trainer = _fixed_codec_trainer(trainer_cls, codec_kwargs_for(preset["size"]))(config)
+    summary = trainer.train()
+    if trainer.accelerator.is_main_process:
+        write_summary(config.output_dir, summary)
+    return summary
+
+
+# ---------------------------------------------------------------------- stages
+
+
+def _stage_data(out: Path, preset: dict, seed: int) -> None:
+    from mmphys_diffusers.data.manifest import read_manifest
+    from mmphys_diffusers.simulation import generate_dataset
+
+    for split, count, split_seed in (("train", preset["train_clips"], seed), ("heldout", preset["heldout_clips"], seed + 10_000)):
+        root = out / "data" / split
+        if (root / "manifest.jsonl").is_file() and len(read_manifest(root)) >= count:
+            _log(f"data/{split}: {count} clips present, skipped")
+            continue
+        _log(f"data/{split}: simulating {count} clips")
+        generate_dataset(root, num_clips=count, num_frames=preset["num_frames"], size=preset["size"], seed=split_seed,
+                         families=preset["families"], workers=min(4, os.cpu_count() or 1), progress=True)
+
+
+def _stage_vae(out: Path, preset: dict, seed: int, device: str) -> dict:
+    from mmphys_diffusers.training.vae import VAE_SUMMARY_NAME, VAETrainConfig, train_vae
+
+    vae_dir = out / "vae"
+    if (vae_dir / VAE_SUMMARY_NAME).is_file():
+        _log("vae: finished, skipped")
+        return json.loads((vae_dir / VAE_SUMMARY_NAME).read_text())
+    options = dict(preset["vae"])
+    config = VAETrainConfig(
+        dataset=str(out / "data" / "train"),
+        eval_dataset=str(out / "data" / "heldout"),
+        output_dir=str(vae_dir),
+        base_vae="tiny-wan",
+        cues=[PERCEPTION_CUE],
+        codec_kwargs={PERCEPTION_CUE: codec_kwargs_for(preset["size"])},
+        num_frames=preset["num_frames"],
+        height=preset["size"],
+        width=preset["size"],
+        seed=seed,
+        resume_from_checkpoint="latest",
+        **options,
+    )
+    _log(f"vae: training {config.max_train_steps} steps -> {vae_dir}")
+    return train_vae(config)
+
+
+def _stage_base(out: Path, preset: dict, seed: int) -> None:
+    """Trained VAE + tiny text encoder/tokenizer + fresh transformer + scheduler -> ``<out>/base``."""
+    from diffusers import AutoencoderKLWan, WanPipeline
+
+    from mmphys_diffusers.backbones import tiny_components
+
+    base = out / "base"
+    if (base / "model_index.json").is_file():
+        _log("base: assembled, skipped")
+        return
+    components = tiny_components("tiny-wan", seed=seed, transformer=dict(preset.get("transformer", {})))
+    components["vae"] = AutoencoderKLWan.from_pretrained(out / "vae")
+    tmp = out / ".base.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    WanPipeline(**components).save_pretrained(tmp)
+    os.replace(tmp, base)
+    _log(f"base: assembled -> {base}")
+
+
+def _load_model(kind: str, path: Path, device: str):
+    from mmphys_diffusers.pipelines import MMPhysVideoPipeline, MMPhysVideoTeacherPipeline
+
+    cls = MMPhysVideoTeacherPipeline if kind == "teacher" else MMPhysVideoPipeline
+    pipe = cls.from_pretrained(path).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _stage_eval(out: Path, preset: dict, device: str) -> dict:
+    from mmphys_diffusers.evaluation.runner import run_physics_benchmark, training_seeds
+
+    eval_dir = out / "eval"
+    if (eval_dir / "results.json").is_file():
+        _log("eval: finished, skipped")
+        return json.loads((eval_dir / "results.json").read_text())
+    settings = preset["eval"]
+    models = {kind: _load_model(kind, out / kind, device) for kind in MODEL_KINDS}
+    _log(f"eval: physics benchmark, {settings['num_prompts']} held-out prompts x {len(settings['seeds'])} seeds x {len(models)} models")
+    return run_physics_benchmark(
+        models, eval_dir, num_prompts=settings["num_prompts"], seeds=settings["seeds"], num_frames=preset["num_frames"],
+        height=preset["size"], width=preset["size"], num_inference_steps=settings["num_inference_steps"],
+        families=preset["families"], exclude_seeds=training_seeds(out / "data" / "train"),
+        num_bootstrap=settings.get("num_bootstrap", 1000), pipeline_kwargs={"guidance_scale": preset["generate"]["guidance_scale"]},
+        save_videos=True, progress=True,
+    )
+
+
+def _model_card(kind: str, info: dict) -> str:
+    """README.md of an exported model: how exactly it was trained, and what it scores."""
+    titles = {
+        "baseline": "RGB-only baseline (plain diffusion fine-tune of the base, no perception)",
+        "teacher": "Bidirectionally Controlled Teacher (RGB + unified pseudo-RGB perception streams)",
+        "student": "single-stream student distilled from the teacher by relation alignment",
+    }
+    stage = info["stages"][kind]
+    metrics = info["eval"].get(kind, {})
+    lines = [
+        "---",
+        "library_name: diffusers",
+        "pipeline_tag: text-to-video",
+        "license: apache-2.0",
+        f"tags: [mmphysvideo, mmphys-diffusers, physics, tiny, {kind}]",
+        "---",
+        "",
+        f"# MMPhysVideo-Tiny {kind}",
+        "",
+        f"{titles[kind]}. A *tiny* Wan2.1-architecture model trained from scratch by the mmphys-diffusers",
+        "trainers on the project's synthetic physics world (pymunk scenes). It shows the method end to end;",
+        "it is not a general video model.",
+        "",
+        "## How it was trained",
+        "",
+        f"- command: `{info['command']}` (preset `{info['preset']}`)",
+        f"- data: {info['data']['train_clips']} simulated clips ({', '.join(info['data']['families'])}), "
+        f"{info['num_frames']} frames x {info['size']} x {info['size']} px, seed {info['seed']}",
+        f"- perception cue: `{PERCEPTION_CUE}` with fixed codec settings {json.dumps(info['codec_kwargs'])}",
+        f"- VAE: trained by `train/train_vae.py` for {info['vae']['global_step']} steps on RGB + pseudo-RGB; held-out PSNR "
+        f"{json.dumps(info['vae'].get('psnr'))} dB",
+        "- text encoder: a frozen random-init 1-layer UMT5 (seed 0) over a byte-level tokenizer; prompts are read by",
+        "  the transformer's cross-attention, which learns over these fixed features",
+        f"- steps: {stage.get('global_step')}, batch {info['diffusion']['train_batch_size']}, lr {info['diffusion']['learning_rate']}"
+        + (" (alignment weight 0: same data, steps, seed and noise as the student)" if kind == "baseline" else ""),
+        f"- training loss: first {stage.get('loss_first', float('nan')):.4f} -> last {stage.get('loss_last', float('nan')):.4f}",
+        f"- hardware: {info['hardware']}",
+        f"- training time: {stage.get('train_seconds', float('nan')):.1f} s (this stage); whole recipe {info['total_seconds']:.0f} s",
+        "",
+        "## Held-out physics benchmark (`run_physics_benchmark`)",
+        "",
+        "| metric | mean |",
+        "|---|---|",
+    ]
+    for name, value in sorted(metrics.items()):
+        mean = value.get("mean") if isinstance(value, dict) else value
+        if isinstance(mean, (int, float)):
+            lines.append(f"| {name} | {mean:.4g} |")
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```bash",
+        f"mmphys generate \"a red ball falls and bounces on the floor\" -o out.mp4{' --teacher' if kind == 'teacher' else ''}",
+        "```",
+        "",
+        "```python",
+        f"from mmphys_diffusers.pipelines import {'MMPhysVideoTeacherPipeline' if kind == 'teacher' else 'MMPhysVideoPipeline'} as Pipe",
+        "pipe = Pipe.from_pretrained(path)",
+        f"video = pipe(\"a red ball falls and bounces on the floor\", num_frames={info['num_frames']}, height={info['size']}, "
+        f"width={info['size']}, guidance_scale=1.0).frames[0]",
+        "```",
+        "",
+        "Sample: `sample.mp4`" + (" (RGB | perception side by side)." if kind == "teacher" else "."),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _stage_export(out: Path, export: Path, preset: dict, info: dict) -> None:
+    ignore = shutil.ignore_patterns("checkpoint-*", ".checkpoint-*", "logs", "latent-cache", "samples", "README.md")
+    for kind in MODEL_KINDS:
+        target = export / kind
+        if (target / RECIPE_FILE).is_file() and json.loads((target / RECIPE_FILE).read_text()).get("run_id") == info["run_id"]:
+            _log(f"export/{kind}: up to date, skipped")
+            continue
+        tmp = export / f".{kind}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(out / kind, tmp, ignore=ignore)
+        sample = out / kind / "samples" / "final_0.mp4"
+        if sample.is_file():
+            shutil.copy2(sample, tmp / "sample.mp4")
+        recipe = {
+            "run_id": info["run_id"],
+            "kind": kind,
+            "preset": info["preset"],
+            "command": info["command"],
+            "perception_cue": PERCEPTION_CUE,
+            "perception_codec_kwargs": info["codec_kwargs"],
+            "generation_defaults": {"num_frames": info["num_frames"], "height": info["size"], "width": info["size"],
+                                    **preset["generate"]},
+            "training": info["stages"][kind],
+            "eval": info["eval"].get(kind, {}),
+            "hardware": info["hardware"],
+        }
+        (tmp / RECIPE_FILE).write_text(json.dumps(recipe, indent=2) + "\n")
+        (tmp / "README.md").write_text(_model_card(kind, info))
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, target)
+        _log(f"export/{kind}: {target}")
+
+
+def _stage_metrics(out: Path, kind: str) -> dict:
+    summary = json.loads((out / kind / "train_summary.json").read_text())
+    return {k: v for k, v in summary.get("metrics", {}).items()}
+
+
+# ---------------------------------------------------------------------- driver
+
+
+def run_recipe(
+    preset: str | dict,
+    out: str | os.PathLike,
+    export: str | os.PathLike | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    stages: Sequence[str] = STAGES,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the recipe; returns ``{"timings_s", "skipped", "vae", "stages", "eval", "export"}``.
+
+    Args:
+        preset: "smoke" / "cpu" / "gpu", a preset JSON path, or a preset dict.
+        out: working folder (data, VAE, base, trainer outputs with checkpoints, eval).
+        export: where the three models are exported (default: the package's bundled-model folder).
+        device: "auto" (CUDA when present), "cuda" or "cpu".
+        stages: the stages to run, in recipe order (later stages need the earlier outputs).
+    """
+    import torch
+
+    from mmphys_diffusers.errors import MMPhysInputError
+    from mmphys_diffusers.utils.atomic import atomic_write_json
+
+    preset = load_preset(preset) if isinstance(preset, str) else dict(preset, name=preset.get("name", "custom"))
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise MMPhysInputError(f"stages {unknown}: expected some of {list(STAGES)}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MMPhysInputError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    if device == "cpu":
+        os.environ["ACCELERATE_USE_CPU"] = "true"  # accelerate would otherwise take a visible GPU
+        preset["diffusion"] = {k: v for k, v in preset["diffusion"].items() if k != "mixed_precision"}
+    out = Path(out)
+    export = Path(export) if export is not None else DEFAULT_EXPORT
+    out.mkdir(parents=True, exist_ok=True)
+    run_file = out / "recipe_run.json"
+    run = json.loads(run_file.read_text()) if run_file.is_file() else {}
+    if run and run.get("preset") != preset:
+        raise MMPhysInputError(f"{out} holds a run of another preset ({run.get('preset', {}).get('name')}); use another --out")
+    if not run:
+        run = {"run_id": f"{preset['name']}-{int(time.time())}", "preset": preset, "timings_s": {}}
+    command = command or "python train/recipes/mmphysvideo_tiny.py " + " ".join(sys.argv[1:])
+    timings: dict[str, float] = dict(run["timings_s"])
+    skipped: list[str] = []
+    vae_summary: dict = {}
+    results: dict = {}
+
+    def finished(name: str) -> bool:
+        """Whether stage `name` left a complete output (then it is skipped)."""
+        if name == "data":
+            from mmphys_diffusers.data.manifest import read_manifest
+
+            return all((out / "data" / split / "manifest.jsonl").is_file() and len(read_manifest(out / "data" / split)) >= n
+                       for split, n in (("train", preset["train_clips"]), ("heldout", preset["heldout_clips"])))
+        if name == "export":
+            recipes = [export / kind / RECIPE_FILE for kind in MODEL_KINDS]
+            return all(r.is_file() and json.loads(r.read_text()).get("run_id") == run["run_id"] for r in recipes)
+        marker = {"vae": "vae/vae_summary.json", "base": "base/model_index.json", "eval": "eval/results.json"}.get(name, f"{name}/train_summary.json")
+        return (out / marker).is_file()
+
+    def timed(name: str, fn, *args):
+        was_finished = finished(name)
+        start = time.perf_counter()
+        value = fn(*args)
+        if was_finished:
+            skipped.append(name)
+        else:  # the time of the run that did the work is kept
+            timings[name] = round(time.perf_counter() - start, 2)
+            run["timings_s"] = timings
+            atomic_write_json(run_file, run)
+        return value
+
+    _log(f"preset {preset['name']}, device {device}, out {out}")
+    if "data" in stages:
+        timed("data", _stage_data, out, preset, seed)
+    if "vae" in stages:
+        vae_summary = timed("vae", _stage_vae, out, preset, seed, device)
+    if "base" in stages:
+        timed("base", _stage_base, out, preset, seed)
+    for kind in ("teacher", "baseline", "student"):
+        if kind not in stages:
+            continue
+        if finished(kind):
+            _log(f"{kind}: finished, skipped")
+            skipped.append(kind)
+            continue
+        _log(f"{kind}: training {preset['diffusion']['max_train_steps']} steps -> {out / kind} (resumes from its latest checkpoint)")
+        timed(kind, _train_stage, kind, out, preset, seed)
+    if "eval" in stages:
+        results = timed("eval", _stage_eval, out, preset, device)
+    if "export" in stages:
+        if not vae_summary:
+            vae_summary = json.loads((out / "vae" / "vae_summary.json").read_text())
+        if not results:
+            results = json.loads((out / "eval" / "results.json").read_text())
+        eval_by_model = {}
+        for kind in MODEL_KINDS:
+            summary = dict(results.get("summary", {}).get(kind, {}))
+            seconds = [r["seconds"] for r in results.get("per_video", []) if r["model"] == kind]
+            if seconds:
+                summary["seconds_per_video"] = {"mean": sum(seconds) / len(seconds), "n": len(seconds)}
+            eval_by_model[kind] = summary
+        info = {
+            "run_id": run["run_id"],
+            "preset": preset["name"],
+            "command": command,
+            "seed": seed,
+            "num_frames": preset["num_frames"],
+            "size": preset["size"],
+            "codec_kwargs": codec_kwargs_for(preset["size"]),
+            "data": {"train_clips": preset["train_clips"], "heldout_clips": preset["heldout_clips"], "families": preset["families"]},
+            "vae": {k: vae_summary.get(k) for k in ("global_step", "psnr", "psnr_before", "train_seconds")},
+            "diffusion": preset["diffusion"],
+            "stages": {kind: {**_stage_metrics(out, kind), "wall_seconds": timings.get(kind)} for kind in MODEL_KINDS},
+            "eval": eval_by_model,
+            "hardware": hardware_summary(device),
+            "total_seconds": sum(v for k, v in timings.items() if k != "export"),
+        }
+        timed("export", _stage_export, out, export, preset, info)
+    if skipped:
+        _log(f"skipped (already finished): {', '.join(skipped)}")
+    _log("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    return {"timings_s": timings, "skipped": skipped, "vae": vae_summary, "eval": results.get("summary", {}), "export": str(export)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="cpu", help="smoke | cpu | gpu, or a preset JSON file (default cpu)")
+    parser.add_argument("--out", default=None, help="working folder (default outputs/mmphysvideo-tiny-<preset>)")
+    parser.add_argument("--export", default=None, help=f"export folder of the three models (default {DEFAULT_EXPORT.relative_to(REPO)})")
+    parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"], help="auto: CUDA when present")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES, help="run only these stages")
+    args = parser.parse_args(argv)
+
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from mmphys_diffusers.errors import MMPhysInputError
+
+    out = args.out or f"outputs/mmphysvideo-tiny-{Path(args.preset).stem}"
+    try:
+        run_recipe(args.preset, out, export=args.export, device=args.device, seed=args.seed, stages=args.stages)
+    except MMPhysInputError as exc:
+        print(f"mmphysvideo_tiny.py: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
