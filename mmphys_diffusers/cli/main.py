@@ -13,7 +13,7 @@ import sys
 
 from ..errors import MMPhysInputError
 
-SUBCOMMAND_MODULES = ("sim", "curate", "demo")
+SUBCOMMAND_MODULES = ("sim", "curate", "eval", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
