@@ -20,28 +20,11 @@ import numpy as np
 
 from ..errors import MMPhysInputError
 
-# Named colours the synthetic world uses (mirrors `mmphys_diffusers.simulation.world.PALETTE`
-# so the evaluator also works on videos whose meta only names colours).
-DEFAULT_PALETTE: dict[str, tuple[int, int, int]] = {
-    "red": (220, 40, 40),
-    "green": (50, 170, 60),
-    "blue": (40, 80, 225),
-    "yellow": (245, 205, 30),
-    "orange": (245, 125, 20),
-    "purple": (135, 55, 185),
-    "pink": (240, 100, 185),
-    "cyan": (20, 195, 205),
-}
-
-
 def palette() -> dict[str, tuple[int, int, int]]:
-    """The simulator's palette when importable, else `DEFAULT_PALETTE`."""
-    try:
-        from ..simulation.world import PALETTE
+    """The named colours of the synthetic world (videos whose meta only names colours are parsed with them)."""
+    from ..simulation.world import PALETTE
 
-        return dict(PALETTE)
-    except Exception:  # the simulator is optional for evaluation
-        return dict(DEFAULT_PALETTE)
+    return dict(PALETTE)
 
 
 @dataclass
