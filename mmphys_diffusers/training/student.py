@@ -183,28 +183,17 @@ class StudentTrainer(Trainer):
         loss = loss_diffusion + cfg.alignment_loss_weight * loss_align
         return loss, {"loss_diffusion": loss_diffusion.detach().item(), "loss_align": loss_align.detach().item()}
 
-    def _pipeline(self, transformer: nn.Module):
-        from ..pipelines import MMPhysVideoPipeline
-
-        return MMPhysVideoPipeline(
-            tokenizer=self.pipe.tokenizer,
-            text_encoder=self.pipe.text_encoder,
-            vae=self.pipe.vae,
-            transformer=transformer,
-            scheduler=self.pipe.scheduler,
-        )
-
     def save_outputs(self, model: nn.Module) -> None:
         student = model.transformer  # the projectors are training-only and are not saved
         if self.config.lora_rank:
             save_lora_folder(self.output_dir, student, self.adapter)
         else:
-            self._pipeline(student).save_pretrained(self.output_dir)
+            self.pipeline_with(student).save_pretrained(self.output_dir)
         logger.info("saved student to %s", self.output_dir)
 
     def render_validation(self, model: nn.Module, prompt: str, seed: int) -> Any:
         cfg = self.config
-        pipe = self._pipeline(model.transformer)
+        pipe = self.pipeline_with(model.transformer)
         pipe.set_progress_bar_config(disable=True)
         out = pipe(
             prompt=prompt,

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 class TeacherTrainer(Trainer):
     kind = "teacher"
+    pipeline_class_name = "MMPhysVideoTeacherPipeline"
     config: TeacherTrainConfig
 
     def build_model(self) -> nn.Module:
@@ -103,27 +104,16 @@ class TeacherTrainer(Trainer):
         loss = loss_rgb + cfg.perception_loss_weight * loss_perception
         return loss, {"loss_rgb": loss_rgb.detach().item(), "loss_perception": loss_perception.detach().item()}
 
-    def _pipeline(self, transformer: nn.Module):
-        from ..pipelines import MMPhysVideoTeacherPipeline
-
-        return MMPhysVideoTeacherPipeline(
-            tokenizer=self.pipe.tokenizer,
-            text_encoder=self.pipe.text_encoder,
-            vae=self.pipe.vae,
-            transformer=transformer,
-            scheduler=self.pipe.scheduler,
-        )
-
     def save_outputs(self, model: nn.Module) -> None:
         if self.config.lora_rank:
             save_lora_folder(self.output_dir, model, self.adapter, extra_parameters=dict(_named_control_parameters(model)))
         else:
-            self._pipeline(model).save_pretrained(self.output_dir)
+            self.pipeline_with(model).save_pretrained(self.output_dir)
         logger.info("saved teacher to %s", self.output_dir)
 
     def render_validation(self, model: nn.Module, prompt: str, seed: int) -> Any:
         cfg = self.config
-        pipe = self._pipeline(model)
+        pipe = self.pipeline_with(model)
         pipe.set_progress_bar_config(disable=True)
         out = pipe(
             prompt=prompt,

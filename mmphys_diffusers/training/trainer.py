@@ -119,6 +119,7 @@ class Trainer(ABC):
     """Shared loop. Subclasses implement `build_model`, `compute_loss`, `save_outputs` and `render_validation`."""
 
     kind: str = "model"
+    pipeline_class_name: str = "MMPhysVideoPipeline"  # the pipeline that saves and samples this model
     config: TrainConfig
 
     def __init__(self, config: TrainConfig):
@@ -313,6 +314,18 @@ class Trainer(ABC):
     @abstractmethod
     def compute_loss(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """(loss to backpropagate, scalars to log) of one batch."""
+
+    def pipeline_with(self, transformer: nn.Module):
+        """The base pipeline's components around `transformer`, as `pipeline_class_name`."""
+        from .. import pipelines
+
+        return getattr(pipelines, self.pipeline_class_name)(
+            tokenizer=self.pipe.tokenizer,
+            text_encoder=self.pipe.text_encoder,
+            vae=self.pipe.vae,
+            transformer=transformer,
+            scheduler=self.pipe.scheduler,
+        )
 
     @abstractmethod
     def save_outputs(self, model: nn.Module) -> None:
