@@ -159,16 +159,6 @@ def main() -> None:
             key = f"{where}, cues {'compressed' if compress else 'uncompressed'}"
             results["generate_dataset"][key] = bench_generate(folder / "ds", args.clips, args.size, args.frames, compress)
             print(key, results["generate_dataset"][key], flush=True)
-        # Projection for a proposed shared change: write_clip compressing at zlib level 1
-        # instead of np.savez_compressed's level 6. Patched here only, never in the library.
-        original = np.savez_compressed
-        np.savez_compressed = lambda file, **arrays: _savez_level(Path(file), arrays, 1)
-        try:
-            key = f"{where}, cues compressed at zlib level 1 (proposed write_clip change)"
-            results["generate_dataset"][key] = bench_generate(folder / "ds", args.clips, args.size, args.frames, True)
-            print(key, results["generate_dataset"][key], flush=True)
-        finally:
-            np.savez_compressed = original
     shutil.rmtree(base / "writes", ignore_errors=True)
     for where, folder in targets[1:]:  # the tmpfs folder is ours; the disk folder may be the user's
         shutil.rmtree(folder, ignore_errors=True)
