@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmphys-installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test train-tiny clean
+.PHONY: install demo test train-tiny recipe-smoke clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,6 +29,10 @@ test: $(STAMP)
 # The whole tiny chain on CPU: simulate -> teacher -> student -> LoRA (outputs/train-tiny/).
 train-tiny: $(STAMP)
 	$(PY) train/train_tiny.py --out outputs/train-tiny
+
+# The MMPhysVideo-Tiny recipe end to end at micro scale (seconds); `--preset cpu|gpu` trains the real thing.
+recipe-smoke: $(STAMP)
+	$(PY) train/recipes/mmphysvideo_tiny.py --preset smoke --out outputs/recipe-smoke --export outputs/recipe-smoke/export
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -13,7 +13,7 @@ import sys
 
 from ..errors import MMPhysInputError
 
-SUBCOMMAND_MODULES = ("sim", "curate", "eval", "demo")
+SUBCOMMAND_MODULES = ("sim", "curate", "generate", "eval", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

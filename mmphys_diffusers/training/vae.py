@@ -344,6 +344,7 @@ def train_vae(config: VAETrainConfig, interrupt_after_step: int | None = None) -
 
     progress = tqdm(total=cfg.max_train_steps, initial=global_step, desc="train vae", disable=not acc.is_local_main_process)
     start = time.perf_counter()
+    step_clock: list[float] = []
     epoch = first_epoch
     while global_step < cfg.max_train_steps:
         sampler.set_epoch(epoch)
@@ -353,6 +354,7 @@ def train_vae(config: VAETrainConfig, interrupt_after_step: int | None = None) -
             epoch_loader.set_epoch(epoch)
         skip = 0
         for batch in epoch_loader:
+            step_clock.append(time.perf_counter())
             video = batch["video"].to(acc.device)
             with acc.autocast():
                 recon, mean, logvar = model(video, generator=rng.generator)
@@ -400,7 +402,8 @@ def train_vae(config: VAETrainConfig, interrupt_after_step: int | None = None) -
             "latents_mean": mean,
             "latents_std": std,
             "train_seconds": round(train_seconds, 2),
-            "seconds_per_step": round(train_seconds / max(1, len(history) - (history[0]["step"] - 1 if history else 0)), 4),
+            # the median gap between steps of this process: robust to warm-up, checkpoints and a busy machine
+            "median_step_seconds": round(sorted(gaps)[len(gaps) // 2], 4) if (gaps := [b - a for a, b in zip(step_clock, step_clock[1:])]) else None,
             "num_parameters": sum(p.numel() for p in vae.parameters()),
             "config": cfg.to_dict(),
             "loss_curve": [{"step": h["step"], "loss": round(h["loss"], 6)} for h in history],

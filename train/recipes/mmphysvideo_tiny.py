@@ -26,6 +26,7 @@ depth at inference; the values are written into every exported folder (``mmphys_
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -94,6 +95,18 @@ def _fixed_codec_trainer(base_cls: type, codec_kwargs: dict[str, Any]) -> type:
     from mmphys_diffusers.training.data import CachedLatents, LatentCache, TrainingClips
 
     class FixedCodecTrainer(base_cls):
+        step_clock: list[float]
+
+        def compute_loss(self, batch):
+            # one call per optimizer step (no accumulation in the presets): the gaps are step times
+            self.__dict__.setdefault("step_clock", []).append(time.perf_counter())
+            return super().compute_loss(batch)
+
+        def median_step_seconds(self) -> float | None:
+            clock = self.__dict__.get("step_clock", [])
+            gaps = sorted(b - a for a, b in zip(clock, clock[1:]))
+            return round(gaps[len(gaps) // 2], 4) if gaps else None
+
         def _build_dataset(self):
             cfg, acc = self.config, self.accelerator
             clips = TrainingClips(cfg.dataset, cfg.perception_cue, cfg.num_frames, cfg.height, cfg.width,
@@ -159,6 +172,7 @@ def _train_stage(kind: str, out: Path, preset: dict, seed: int) -> dict:
         config, trainer_cls = config_from_dict(StudentTrainConfig, {**common, **student}), StudentTrainer
     trainer = _fixed_codec_trainer(trainer_cls, codec_kwargs_for(preset["size"]))(config)
     summary = trainer.train()
+    summary["median_step_seconds"] = trainer.median_step_seconds()
     if trainer.accelerator.is_main_process:
         write_summary(config.output_dir, summary)
     return summary
@@ -217,8 +231,11 @@ def _stage_base(out: Path, preset: dict, seed: int) -> None:
     if (base / "model_index.json").is_file():
         _log("base: assembled, skipped")
         return
-    components = tiny_components("tiny-wan", seed=seed, transformer=dict(preset.get("transformer", {})))
-    components["vae"] = AutoencoderKLWan.from_pretrained(out / "vae")
+    vae = AutoencoderKLWan.from_pretrained(out / "vae")
+    # the transformer works in the trained VAE's latent space
+    transformer = {**preset.get("transformer", {}), "in_channels": vae.config.z_dim, "out_channels": vae.config.z_dim}
+    components = tiny_components("tiny-wan", seed=seed, transformer=transformer)
+    components["vae"] = vae
     tmp = out / ".base.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     WanPipeline(**components).save_pretrained(tmp)
@@ -291,7 +308,8 @@ def _model_card(kind: str, info: dict) -> str:
         + (" (alignment weight 0: same data, steps, seed and noise as the student)" if kind == "baseline" else ""),
         f"- training loss: first {stage.get('loss_first', float('nan')):.4f} -> last {stage.get('loss_last', float('nan')):.4f}",
         f"- hardware: {info['hardware']}",
-        f"- training time: {stage.get('train_seconds', float('nan')):.1f} s (this stage); whole recipe {info['total_seconds']:.0f} s",
+        f"- training time: {stage.get('train_seconds', float('nan')):.1f} s for this model (median step "
+        f"{stage.get('median_step_seconds')} s); whole recipe {info['total_seconds']:.0f} s",
         "",
         "## Held-out physics benchmark (`run_physics_benchmark`)",
         "",
@@ -360,10 +378,25 @@ def _stage_export(out: Path, export: Path, preset: dict, info: dict) -> None:
 
 def _stage_metrics(out: Path, kind: str) -> dict:
     summary = json.loads((out / kind / "train_summary.json").read_text())
-    return {k: v for k, v in summary.get("metrics", {}).items()}
+    return {**summary.get("metrics", {}), "median_step_seconds": summary.get("median_step_seconds")}
 
 
 # ---------------------------------------------------------------------- driver
+
+
+@contextlib.contextmanager
+def _accelerate_on_cpu(enabled: bool):
+    """Make accelerate ignore a visible GPU for the duration of the run (restored afterwards)."""
+    previous = os.environ.get("ACCELERATE_USE_CPU")
+    if enabled:
+        os.environ["ACCELERATE_USE_CPU"] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("ACCELERATE_USE_CPU", None)
+        else:
+            os.environ["ACCELERATE_USE_CPU"] = previous
 
 
 def run_recipe(
@@ -387,7 +420,6 @@ def run_recipe(
     import torch
 
     from mmphys_diffusers.errors import MMPhysInputError
-    from mmphys_diffusers.utils.atomic import atomic_write_json
 
     preset = load_preset(preset) if isinstance(preset, str) else dict(preset, name=preset.get("name", "custom"))
     unknown = [s for s in stages if s not in STAGES]
@@ -398,8 +430,15 @@ def run_recipe(
     if device == "cuda" and not torch.cuda.is_available():
         raise MMPhysInputError("--device cuda: no CUDA device is available (use --device cpu or auto)")
     if device == "cpu":
-        os.environ["ACCELERATE_USE_CPU"] = "true"  # accelerate would otherwise take a visible GPU
         preset["diffusion"] = {k: v for k, v in preset["diffusion"].items() if k != "mixed_precision"}
+    with _accelerate_on_cpu(device == "cpu" and torch.cuda.is_available()):
+        return _run_stages(preset, Path(out), export, device, seed, stages, command)
+
+
+def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages: Sequence[str], command: str | None) -> dict[str, Any]:
+    from mmphys_diffusers.errors import MMPhysInputError
+    from mmphys_diffusers.utils.atomic import atomic_write_json
+
     out = Path(out)
     export = Path(export) if export is not None else DEFAULT_EXPORT
     out.mkdir(parents=True, exist_ok=True)
