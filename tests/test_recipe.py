@@ -137,6 +137,10 @@ def test_smoke_recipe_exports_three_loadable_models_with_cards(smoke_run):
     log = lambda kind: [json.loads(l) for l in (root / "run" / kind / "logs" / "training_log.jsonl").read_text().splitlines()]
     baseline, student = log("baseline"), log("student")
     assert all(h["loss"] == pytest.approx(h["loss_diffusion"]) for h in baseline)
+    assert all("loss_align" not in h for h in baseline)  # no teacher loaded or run for the baseline
+    for kind in recipe.MODEL_KINDS:  # the trainers record the fixed codec ranges themselves
+        recorded = json.loads((root / "run" / kind / "mmphys_recipe.json").read_text())
+        assert recorded == {"perception_cue": "unified", "perception_codec_kwargs": recipe.codec_kwargs_for(32)}
     assert baseline[0]["loss_diffusion"] == pytest.approx(student[0]["loss_diffusion"], rel=1e-5)
     assert student[0]["loss"] > student[0]["loss_diffusion"]  # alignment term on
     results = json.loads((root / "run" / "eval" / "results.json").read_text())

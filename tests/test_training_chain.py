@@ -205,3 +205,99 @@ def test_latent_cache_is_reused_and_matches_online_encoding(world, tmp_path):
     train_teacher(TeacherTrainConfig(output_dir=str(tmp_path / "other"), cache_latents=True, latent_cache_dir=str(cache_dir),
                                      **{**common, "num_frames": 5}))
     assert len([p for p in cache_dir.iterdir() if p.is_dir()]) == 2
+
+
+def _weights(folder):
+    return load_file(str(folder / "transformer" / "diffusion_pytorch_model.safetensors"))
+
+
+def test_resume_from_final_checkpoint_takes_no_step(world, tmp_path):
+    """4 clips, batch 1: 4 steps per epoch; 5 steps end inside epoch 2. Resuming from checkpoint-5 must not
+    run the rest of that epoch (it used to take a 6th optimizer step)."""
+    config = dict(pretrained_model="tiny-wan", dataset=str(world / "main"), output_dir=str(tmp_path / "t"), max_train_steps=5,
+                  train_batch_size=1, learning_rate=1e-3, checkpointing_steps=5, num_validation_videos=0,
+                  resume_from_checkpoint="latest", **FAST)
+    first = train_teacher(TeacherTrainConfig(**config))
+    assert [h["step"] for h in first["history"]] == [1, 2, 3, 4, 5]
+    before = _weights(tmp_path / "t")
+    again = train_teacher(TeacherTrainConfig(**config))
+    assert [h["step"] for h in again["history"]] == [1, 2, 3, 4, 5]
+    assert again["metrics"]["global_step"] == 5
+    assert sorted(p.name for p in (tmp_path / "t").glob("checkpoint-*")) == ["checkpoint-5"]
+    log = (tmp_path / "t" / "logs" / "training_log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in log] == [1, 2, 3, 4, 5]
+    after = _weights(tmp_path / "t")
+    assert before.keys() == after.keys()
+    for key in before:
+        assert torch.equal(before[key], after[key]), key
+
+
+def test_baseline_without_teacher_matches_weight_zero_student(chain, world, tmp_path):
+    """alignment_loss_weight 0 and no teacher_model: no teacher, no projector, a stock pipeline, and the same
+    data / timesteps / noise (hence the same diffusion loss at every step) as a run that loads the teacher."""
+    from diffusers import DiffusionPipeline, WanPipeline
+
+    from mmphys_diffusers.training.student import StudentTrainer
+    from mmphys_diffusers.training.trainer import is_teacher_transformer, write_summary
+
+    out, _, _ = chain
+    common = dict(pretrained_model="tiny-wan", dataset=str(world / "main"), max_train_steps=3, train_batch_size=2,
+                  learning_rate=2e-3, checkpointing_steps=3, projector_hidden_dim=16, alignment_loss_weight=0.0,
+                  teacher_perception_mode="joint", num_validation_videos=0, **FAST)
+    with_teacher = StudentTrainer(StudentTrainConfig(teacher_model=str(out / "teacher"), output_dir=str(tmp_path / "with"), **common))
+    reference = with_teacher.train()
+    assert with_teacher.teacher is not None and len(with_teacher.model.projectors) == 1
+
+    baseline = StudentTrainer(StudentTrainConfig(teacher_model="", output_dir=str(tmp_path / "baseline"), **common))
+    summary = baseline.train()
+    write_summary(tmp_path / "baseline", summary)
+    assert baseline.teacher is None
+    assert not any(is_teacher_transformer(m) for m in baseline.model.modules())  # no teacher in the trained module
+    assert len(baseline.model.projectors) == 0 and baseline.student_layers == []
+    history = summary["history"]
+    assert [h["step"] for h in history] == [1, 2, 3]
+    assert all("loss_align" not in h and h["loss"] == pytest.approx(h["loss_diffusion"]) for h in history)
+    assert all("loss_align" in h for h in reference["history"])
+    # the teacher contributes no gradient at weight 0, so every step's diffusion loss matches (same draws)
+    for a, b in zip(reference["history"], history):
+        assert a["loss_diffusion"] == pytest.approx(b["loss_diffusion"], rel=1e-6, abs=1e-7)
+    pipe = DiffusionPipeline.from_pretrained(tmp_path / "baseline")
+    assert type(pipe) is WanPipeline
+    weights = _weights(tmp_path / "baseline")
+    assert not any("projector" in k for k in weights)
+    for key, value in _weights(tmp_path / "with").items():
+        torch.testing.assert_close(weights[key], value, rtol=1e-5, atol=1e-6)
+
+
+def test_perception_codec_kwargs_reach_dataset_cache_key_and_output(world, tmp_path):
+    from mmphys_diffusers.training.data import TrainingClips
+    from mmphys_diffusers.training.teacher import TeacherTrainer
+
+    narrow = {"unified": {"near": 4.0, "far": 16.0, "max_flow": 5.0, "max_instances": 8}}
+    wide = {"unified": {"near": 1.0, "far": 40.0, "max_flow": 5.0, "max_instances": 8}}
+    clips = TrainingClips(world / "main", "unified", 9, 32, 32, codec_kwargs=narrow["unified"])
+    codec = clips.clips.codecs["unified"]
+    assert (codec.near, codec.far, codec.max_flow, codec.max_instances) == (4.0, 16.0, 5.0, 8)
+    item = clips[0]
+    assert item["rgb"].is_contiguous() and item["perception"].is_contiguous()  # conv3d's fast path
+    assert item["rgb"].shape == (3, 9, 32, 32)
+
+    cache_dir = tmp_path / "cache"
+    common = dict(pretrained_model="tiny-wan", dataset=str(world / "main"), max_train_steps=1, checkpointing_steps=1,
+                  num_validation_videos=0, latent_cache_dir=str(cache_dir), **FAST)
+    keys = {}
+    for name, kwargs in (("narrow", narrow), ("wide", wide)):
+        trainer = TeacherTrainer(TeacherTrainConfig(output_dir=str(tmp_path / name), perception_codec_kwargs=kwargs, **common))
+        summary = trainer.train()
+        assert trainer.caption_source.clips.codecs["unified"].far == kwargs["unified"]["far"]  # the dataset got them
+        keys[name] = trainer.train_dataset.cache.folder
+        assert json.loads((keys[name] / "cache_info.json").read_text())["codec_kwargs"] == kwargs["unified"]
+        # recorded next to model_index.json for inference (read by `mmphys generate`)
+        recorded = json.loads((tmp_path / name / "mmphys_recipe.json").read_text())
+        assert recorded == {"perception_cue": "unified", "perception_codec_kwargs": kwargs["unified"]}
+        assert summary["perception_codec_kwargs"] == kwargs["unified"]
+    assert keys["narrow"] != keys["wide"]  # other codec settings never reuse a cache
+    clip = sorted(p.name for p in keys["narrow"].glob("*.safetensors"))[0]
+    a, b = load_file(str(keys["narrow"] / clip)), load_file(str(keys["wide"] / clip))
+    torch.testing.assert_close(a["rgb_latents"], b["rgb_latents"])  # same RGB ...
+    assert (a["perception_latents"] - b["perception_latents"]).abs().max() > 1e-3  # ... other depth encoding

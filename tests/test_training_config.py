@@ -206,3 +206,43 @@ def test_model_card_and_upload_filter(tmp_path):
     assert files_to_upload(out) == ["README.md", "samples/final_0.mp4", "transformer/diffusion_pytorch_model.safetensors"]
     with pytest.raises(MMPhysInputError, match="do not exist"):
         build_model_card(out, "student", "x/y", {}, {}, ["samples/missing.mp4"])
+
+
+def test_perception_codec_kwargs_from_file_and_flag_and_bad_values(tmp_path, dataset_dir):
+    codec = {"unified": {"near": 4.0, "far": 16.0, "max_flow": 5.0}}
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps({"dataset": str(dataset_dir), "perception_codec_kwargs": codec}))
+    assert parse_config(TeacherTrainConfig, ["--config", str(cfg_file)]).perception_codec_kwargs == codec
+    other = {"unified": {"near": 1.0, "far": 2.0}}
+    cfg = parse_config(TeacherTrainConfig, ["--config", str(cfg_file), "--perception_codec_kwargs", json.dumps(other)])
+    assert cfg.perception_codec_kwargs == other and cfg.cue_codec_kwargs == other["unified"]  # flag beats file
+    assert parse_config(TeacherTrainConfig, ["--dataset", str(dataset_dir)]).perception_codec_kwargs == {}
+    bad = [
+        ("{not json", "expected a JSON object"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"nope": {}}', "unknown codec 'nope'"),
+        ('{"unified": 3}', r"perception_codec_kwargs\['unified'\]=3"),
+        ('{"unified": {"near": 4.0}}', "give both `near` and `far`"),  # the codec's own check
+        ('{"unified": {"near": 5.0, "far": 1.0}}', "near < far"),
+        ('{"unified": {"zoom": 2}}', "rejected by the unified codec"),
+    ]
+    for value, message in bad:
+        with pytest.raises(MMPhysInputError, match=message):
+            parse_config(StudentTrainConfig, ["--dataset", str(dataset_dir), "--alignment_loss_weight", "0",
+                                              "--perception_codec_kwargs", value])
+    # the trainer refuses it in its constructor, before any model is loaded
+    from mmphys_diffusers.training.teacher import TeacherTrainer
+
+    with pytest.raises(MMPhysInputError, match="perception_codec_kwargs"):
+        TeacherTrainer(TeacherTrainConfig(dataset=str(dataset_dir), perception_codec_kwargs={"unified": {"far": 2.0}}))
+
+
+def test_student_teacher_model_optional_only_without_alignment(tmp_path, dataset_dir):
+    baseline = StudentTrainConfig(dataset=str(dataset_dir), alignment_loss_weight=0.0).validate()
+    assert baseline.teacher_model == "" and not baseline.uses_teacher
+    with pytest.raises(MMPhysInputError, match="teacher_model is empty but alignment_loss_weight=0.5"):
+        StudentTrainConfig(dataset=str(dataset_dir)).validate()
+    with pytest.raises(MMPhysInputError, match="or alignment_loss_weight 0"):
+        parse_config(StudentTrainConfig, ["--dataset", str(dataset_dir), "--alignment_loss_weight", "0.1"])
+    with pytest.raises(MMPhysInputError, match="model_index.json"):  # a given teacher folder is still checked
+        StudentTrainConfig(dataset=str(dataset_dir), alignment_loss_weight=0.0, teacher_model=str(tmp_path)).validate()

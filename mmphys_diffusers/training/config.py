@@ -56,6 +56,11 @@ class TrainConfig:
     max_train_samples: int | None = None
     dataloader_num_workers: int = 0
     max_sequence_length: int | None = None  # text tokens; None: the backbone's default for this tokenizer
+    # Fixed perception-codec settings, cue -> codec kwargs (e.g. {"unified": {"near": 4.0, "far": 16.0}}).
+    # Empty: the codec infers ranges per clip. A generative model needs ranges fixed per dataset, or a
+    # generated perception video cannot be decoded; the kwargs are part of the latent-cache key and are
+    # recorded in the output folder (mmphys_recipe.json) so inference decodes with the same ranges.
+    perception_codec_kwargs: dict = field(default_factory=dict)
     cache_latents: bool = False
     latent_cache_dir: str | None = None  # default: <output_dir>/latent-cache
 
@@ -121,6 +126,7 @@ class TrainConfig:
             if not isinstance(value, int) or value < SPATIAL_MULTIPLE or value % SPATIAL_MULTIPLE:
                 raise MMPhysInputError(f"{name}={value!r}: expected a positive multiple of {SPATIAL_MULTIPLE} (VAE 8x times patch 2)")
         _one_of(self.frame_sampling, FRAME_SAMPLING, "frame_sampling")
+        _check_codec_kwargs(self.perception_codec_kwargs)
         _one_of(self.lr_scheduler, LR_SCHEDULERS, "lr_scheduler")
         _one_of(self.report_to, REPORT_TO, "report_to")
         if self.mixed_precision is not None:
@@ -149,6 +155,11 @@ class TrainConfig:
         if not self.output_dir:
             raise MMPhysInputError("output_dir is empty")
         return self
+
+    @property
+    def cue_codec_kwargs(self) -> dict[str, Any]:
+        """The codec kwargs of `perception_cue` ({} when the codec infers its ranges per clip)."""
+        return dict(self.perception_codec_kwargs.get(self.perception_cue, {}))
 
     @property
     def lora_scale_alpha(self) -> float:
@@ -185,7 +196,9 @@ class StudentTrainConfig(TrainConfig):
     """Single-stream student: diffusion loss + alignment_loss_weight * relation alignment to the frozen teacher."""
 
     output_dir: str = "outputs/student"
-    teacher_model: str = ""  # a teacher pipeline folder (train_teacher.py output)
+    # a teacher pipeline folder (train_teacher.py output); may be empty only with alignment_loss_weight 0
+    # (an RGB-only baseline: no teacher is loaded or run and no projector is built)
+    teacher_model: str = ""
     alignment_loss: str = "margin"  # "margin" (VideoREPA token relations) or "cosine" (feature alignment)
     alignment_loss_weight: float = 0.5
     alignment_margin: float = 0.1
@@ -200,14 +213,17 @@ class StudentTrainConfig(TrainConfig):
 
     def validate(self) -> "StudentTrainConfig":
         super().validate()
-        if not self.teacher_model:
-            raise MMPhysInputError("teacher_model is empty: expected a teacher pipeline folder written by train/train_teacher.py")
-        if not (Path(self.teacher_model) / "model_index.json").is_file():
+        if float(self.alignment_loss_weight) < 0 or float(self.alignment_margin) < 0:
+            raise MMPhysInputError("alignment_loss_weight and alignment_margin must be >= 0")
+        if not self.teacher_model and float(self.alignment_loss_weight) > 0:
+            raise MMPhysInputError(
+                f"teacher_model is empty but alignment_loss_weight={self.alignment_loss_weight}: expected a teacher pipeline "
+                "folder written by train/train_teacher.py (or alignment_loss_weight 0 for an RGB-only baseline without a teacher)"
+            )
+        if self.teacher_model and not (Path(self.teacher_model) / "model_index.json").is_file():
             raise MMPhysInputError(f"teacher_model={self.teacher_model!r}: expected a teacher pipeline folder with model_index.json")
         _one_of(self.alignment_loss, ("margin", "cosine"), "alignment_loss")
         _one_of(self.teacher_perception_mode, ("control", "joint"), "teacher_perception_mode")
-        if float(self.alignment_loss_weight) < 0 or float(self.alignment_margin) < 0:
-            raise MMPhysInputError("alignment_loss_weight and alignment_margin must be >= 0")
         _positive_int(self.projector_hidden_dim, "projector_hidden_dim")
         _positive_int(self.projector_layers, "projector_layers")
         if self.student_align_layers is not None and self.teacher_align_layers is not None:
@@ -221,6 +237,11 @@ class StudentTrainConfig(TrainConfig):
             raise MMPhysInputError(f"alignment_token_grid={self.alignment_token_grid!r}: expected three positive ints (F', H', W')")
         return self
 
+    @property
+    def uses_teacher(self) -> bool:
+        """Whether a teacher is loaded and run (a teacher_model is given)."""
+        return bool(self.teacher_model)
+
 
 # ---------------------------------------------------------------------- checks
 
@@ -233,6 +254,28 @@ def _one_of(value: Any, allowed: Sequence[str], name: str) -> None:
 def _positive_int(value: Any, name: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise MMPhysInputError(f"{name}={value!r}: expected a positive int")
+
+
+def _check_codec_kwargs(value: Any) -> None:
+    """``perception_codec_kwargs``: {registered codec name: {kwarg: value}}, accepted by the codec's constructor."""
+    from ..perception import available_cues, get_codec
+
+    if not isinstance(value, dict):
+        raise MMPhysInputError(
+            f"perception_codec_kwargs={value!r}: expected a JSON object mapping codec name -> kwargs, e.g. "
+            '{"unified": {"near": 4.0, "far": 16.0}}'
+        )
+    for name, kwargs in value.items():
+        if name not in available_cues():
+            raise MMPhysInputError(f"perception_codec_kwargs: unknown codec {name!r}; expected some of {available_cues()}")
+        if not isinstance(kwargs, dict):
+            raise MMPhysInputError(f"perception_codec_kwargs[{name!r}]={kwargs!r}: expected a JSON object of codec keyword arguments")
+        try:  # cheap: the constructors only store settings
+            get_codec(name, **kwargs)
+        except MMPhysInputError as exc:
+            raise MMPhysInputError(f"perception_codec_kwargs[{name!r}]={kwargs!r}: {exc}") from exc
+        except (TypeError, ValueError) as exc:
+            raise MMPhysInputError(f"perception_codec_kwargs[{name!r}]={kwargs!r}: rejected by the {name} codec ({exc})") from exc
 
 
 def _check_dataset(path: str) -> None:
@@ -320,6 +363,8 @@ def _field_kind(tp: Any) -> tuple[type, bool, bool]:
 
 def _coerce(value: Any, tp: Any, name: str, where: str) -> Any:
     scalar, is_list, optional = _field_kind(tp)
+    if scalar is dict:
+        return _coerce_dict(value, name, where)
     if optional and (value in ("None", "none", "null") or value == ["none"] or value == ["None"]):
         value = None  # "--lora_alpha none" on the command line
     if value is None:
@@ -333,6 +378,18 @@ def _coerce(value: Any, tp: Any, name: str, where: str) -> Any:
             raise MMPhysInputError(f"{where}: {name}={value!r}: expected a list")
         return [_coerce_scalar(v, scalar, name, where) for v in value]
     return _coerce_scalar(value, scalar, name, where)
+
+
+def _coerce_dict(value: Any, name: str, where: str) -> dict:
+    """A dict field: a mapping (config file) or a JSON object string (command line)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise MMPhysInputError(f"{where}: {name}={value!r}: expected a JSON object ({exc})") from exc
+    if not isinstance(value, dict):
+        raise MMPhysInputError(f"{where}: {name}={value!r}: expected a JSON object")
+    return value
 
 
 def _coerce_scalar(value: Any, scalar: type, name: str, where: str) -> Any:
@@ -379,6 +436,8 @@ def build_arg_parser(cls: type[TrainConfig], description: str = "") -> argparse.
         scalar, is_list, _ = _field_kind(hints[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         help_text = f"{'list of ' if is_list else ''}{scalar.__name__} (default: {default!r})"
+        if scalar is dict:
+            help_text = f"JSON object (default: {default!r})"
         if scalar is bool and not is_list:
             # --flag, --flag true/false, --no-flag
             parser.add_argument(f"--{f.name}", nargs="?", const="true", default=argparse.SUPPRESS, help=help_text)

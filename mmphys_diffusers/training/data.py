@@ -3,7 +3,7 @@
 The latent cache (``--cache_latents``) encodes every clip once with the frozen VAE and
 text encoder and stores ``<cache>/<key>/<clip id>.safetensors`` atomically; later runs
 (and resumed runs) read it instead of decoding mp4s and running the VAE. ``<key>`` hashes
-everything the latents depend on (model, frames, size, cue, sampling), so a changed
+everything the latents depend on (model, frames, size, cue, codec settings, sampling), so a changed
 setting never reads stale latents.
 """
 
@@ -60,11 +60,14 @@ class TrainingClips(Dataset):
     """
 
     def __init__(self, root: str | os.PathLike, cue: str, num_frames: int, height: int, width: int,
-                 frame_sampling: str = "uniform", seed: int = 0, max_samples: int | None = None):
+                 frame_sampling: str = "uniform", seed: int = 0, max_samples: int | None = None,
+                 codec_kwargs: dict | None = None):
         from ..data import MMPhysVideoDataset
 
+        # codec_kwargs: the cue codec's fixed settings (e.g. unified near/far/max_flow); None/{}: per clip
+        self.codec_kwargs = dict(codec_kwargs or {})
         self.clips = MMPhysVideoDataset(root, cues=(cue,), num_frames=num_frames, height=height, width=width,
-                                        frame_sampling=frame_sampling, seed=seed)
+                                        frame_sampling=frame_sampling, seed=seed, codec_kwargs={cue: self.codec_kwargs})
         self.cue = cue
         self.length = min(len(self.clips), max_samples) if max_samples else len(self.clips)
 
@@ -80,10 +83,11 @@ class TrainingClips(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         item = self.clips[index]
+        # contiguous: a permuted [3, F, H, W] view sends the VAE's conv3d down a much slower path
         return {
             "id": item["id"],
-            "rgb": item["rgb"].permute(1, 0, 2, 3).mul(2.0).sub(1.0),
-            "perception": item["perception"][self.cue].permute(1, 0, 2, 3).mul(2.0).sub(1.0),
+            "rgb": item["rgb"].permute(1, 0, 2, 3).mul(2.0).sub(1.0).contiguous(),
+            "perception": item["perception"][self.cue].permute(1, 0, 2, 3).mul(2.0).sub(1.0).contiguous(),
             "caption": item["caption"],
         }
 

@@ -4,6 +4,10 @@ Loss per batch:
 
     L = L_diffusion(student) + alignment_loss_weight * L_align
 
+With ``alignment_loss_weight = 0`` and no ``teacher_model`` the trainer is an RGB-only
+diffusion fine-tune (the baseline): no teacher is loaded or run and no projector is built,
+while data, timesteps and noise are drawn exactly as with a teacher.
+
 L_align compares, at each chosen block, the student's hidden tokens (read with forward
 hooks on the stock transformer's blocks, so the student stays a plain base model), passed
 through a small MLP projector, with the teacher's RGB-stream tokens at the *same* noisy
@@ -93,6 +97,30 @@ class StudentTrainer(Trainer):
                 f"pretrained_model={cfg.pretrained_model!r} holds a teacher; the student starts from the base model "
                 "(pass the teacher as teacher_model)"
             )
+        if cfg.lora_rank:
+            setup_lora(student, cfg)
+        else:
+            student.requires_grad_(True)
+        self.pipe.transformer = None
+        self.teacher = None
+        self.student_layers, self.teacher_layers = [], []
+        projectors = nn.ModuleList()
+        if cfg.uses_teacher:
+            # The teacher load and the projector init draw from the global RNG: fork it, so that every
+            # later draw is the same with or without a teacher (a teacher-free baseline sees exactly the
+            # student's randomness).
+            with torch.random.fork_rng(devices=[]):
+                projectors = self._build_teacher_and_projectors(student)
+        else:  # validate() allows this only with alignment_loss_weight 0
+            logger.info("no teacher_model (alignment_loss_weight 0): RGB-only diffusion training, no teacher, no projector")
+        return StudentWithProjectors(student, self.student_layers, projectors).to(self.accelerator.device)
+
+    def _build_teacher_and_projectors(self, student: nn.Module) -> nn.ModuleList:
+        """Load the frozen teacher (``self.teacher``), resolve the aligned layers, build one projector per pair."""
+        cfg = self.config
+        if float(cfg.alignment_loss_weight) == 0:
+            logger.warning("alignment_loss_weight is 0 but teacher_model is set: the teacher only feeds the logged loss_align; "
+                           "leave teacher_model empty to skip it")
         teacher_pipe = _load_pipeline(cfg.teacher_model)
         teacher = teacher_pipe.transformer
         if not is_teacher_transformer(teacher):
@@ -118,17 +146,10 @@ class StudentTrainer(Trainer):
         bad = [i for i in self.teacher_layers if not 0 <= i < n_teacher]
         if bad:
             raise MMPhysInputError(f"teacher_align_layers {self.teacher_layers}: indices {bad} outside the teacher's {n_teacher} blocks")
-
-        if cfg.lora_rank:
-            setup_lora(student, cfg)
-        else:
-            student.requires_grad_(True)
-        projectors = nn.ModuleList(
+        return nn.ModuleList(
             AlignmentProjector(inner_dim(student), inner_dim(teacher), cfg.projector_hidden_dim, cfg.projector_layers)
             for _ in self.student_layers
         )
-        self.pipe.transformer = None
-        return StudentWithProjectors(student, self.student_layers, projectors).to(self.accelerator.device)
 
     def fresh_model_like(self, live: nn.Module) -> nn.Module:
         transformer = type(live.transformer).from_config(live.transformer.config)
@@ -153,12 +174,17 @@ class StudentTrainer(Trainer):
             hidden_states=noisy, encoder_hidden_states=prompt_embeds, timestep=timesteps, **extra
         )
         loss_diffusion = diffusion_loss(prediction, target)
+        # "joint" mode noises the teacher's perception input: drawn whether or not a teacher runs, so the
+        # noise stream of the next steps does not depend on the teacher's presence
+        perception_noise = self.noise_like(perception) if cfg.teacher_perception_mode == "joint" else None
+        if self.teacher is None:  # RGB-only (alignment_loss_weight 0, no teacher_model)
+            return loss_diffusion, {"loss_diffusion": loss_diffusion.detach().item()}
 
         with torch.no_grad():
             if cfg.teacher_perception_mode == "control":
                 perception_input, perception_t = perception, torch.zeros_like(timesteps)
             else:
-                noisy_perception, _ = self.adapter.noisy_latents_and_target(self.train_scheduler, perception, self.noise_like(perception), timesteps)
+                noisy_perception, _ = self.adapter.noisy_latents_and_target(self.train_scheduler, perception, perception_noise, timesteps)
                 perception_input, perception_t = noisy_perception, timesteps
             teacher_extra = self.adapter.transformer_kwargs(self.teacher, rgb, cfg.height, cfg.width, cfg.num_frames, vae=self.pipe.vae)
             teacher_out = self.teacher(

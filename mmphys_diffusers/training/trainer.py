@@ -38,6 +38,11 @@ from .ema import TrainableEMA
 logger = logging.getLogger(__name__)
 
 
+# Next to model_index.json: the perception cue and fixed codec kwargs of the training data, read by
+# `mmphys generate` (and extended by the MMPhysVideo-Tiny recipe's export) to decode perception videos.
+PERCEPTION_INFO_FILE = "mmphys_recipe.json"
+
+
 class InterruptedForTest(RuntimeError):
     """Raised by `Trainer.train(interrupt_after_step=N)` right after checkpoint N (simulates a crash)."""
 
@@ -258,11 +263,19 @@ class Trainer(ABC):
     def _build_dataset(self):
         cfg, acc = self.config, self.accelerator
         clips = TrainingClips(cfg.dataset, cfg.perception_cue, cfg.num_frames, cfg.height, cfg.width,
-                              frame_sampling=cfg.frame_sampling, seed=cfg.seed, max_samples=cfg.max_train_samples)
+                              frame_sampling=cfg.frame_sampling, seed=cfg.seed, max_samples=cfg.max_train_samples,
+                              codec_kwargs=cfg.cue_codec_kwargs)
         if not cfg.cache_latents:
             return clips, clips
         cache_root = Path(cfg.latent_cache_dir) if cfg.latent_cache_dir else self.output_dir / "latent-cache"
-        info = {
+        cache = LatentCache(cache_root, self.latent_cache_info())
+        cache.build(clips, self._encode_pixels, accelerator=acc)
+        return CachedLatents(cache, [r.id for r in clips.records]), clips
+
+    def latent_cache_info(self) -> dict[str, Any]:
+        """What the cached latents depend on (hashed into the cache key); call after `setup`."""
+        cfg = self.config
+        info: dict[str, Any] = {
             "pretrained_model": str(cfg.pretrained_model),
             "revision": cfg.revision,
             "dataset": str(Path(cfg.dataset).resolve()),
@@ -274,17 +287,25 @@ class Trainer(ABC):
             "max_sequence_length": self.max_sequence_length,
             "dtype": str(self.weight_dtype),
         }
-        cache = LatentCache(cache_root, info)
-        cache.build(clips, self._encode_pixels, accelerator=acc)
-        return CachedLatents(cache, [r.id for r in clips.records]), clips
+        # only the kwargs of the cue in use change the latents; left out when empty so caches written
+        # before the option existed (per-clip codec ranges) keep their key
+        if cfg.cue_codec_kwargs:
+            info["codec_kwargs"] = cfg.cue_codec_kwargs
+        return info
+
+    def perception_info(self) -> dict[str, Any]:
+        """The perception settings inference must decode with (written as `PERCEPTION_INFO_FILE`)."""
+        cfg = self.config
+        return {"perception_cue": cfg.perception_cue, "perception_codec_kwargs": cfg.cue_codec_kwargs or None}
 
     @torch.no_grad()
     def _encode_pixels(self, batch: dict) -> dict[str, torch.Tensor]:
         """Pixel batch -> latents (posterior mode: deterministic, so cached == uncached) and prompt embeddings."""
         device = self.accelerator.device
         vae = self.pipe.vae
-        rgb = self.adapter.encode_video(vae, batch["rgb"].to(device))
-        perception = self.adapter.encode_video(vae, batch["perception"].to(device))
+        # contiguous: conv3d on a permuted view takes a much slower path
+        rgb = self.adapter.encode_video(vae, batch["rgb"].to(device).contiguous())
+        perception = self.adapter.encode_video(vae, batch["perception"].to(device).contiguous())
         embeds = self.adapter.encode_prompt(
             self.pipe.text_encoder, self.pipe.tokenizer, list(batch["caption"]), self.max_sequence_length, device=device, dtype=self.weight_dtype
         )
@@ -366,6 +387,11 @@ class Trainer(ABC):
             skip_batches = (self.global_step % steps_per_epoch) * cfg.gradient_accumulation_steps
             self.history = [h for h in self._read_history() if h["step"] <= self.global_step]
         num_epochs = math.ceil(cfg.max_train_steps / steps_per_epoch)
+        if self.global_step >= cfg.max_train_steps:
+            # resumed from the final checkpoint: the partial last epoch must not run (its remaining
+            # batches would take extra optimizer steps); go straight to saving the outputs
+            logger.info("checkpoint at step %d already reaches max_train_steps=%d: no training step", self.global_step, cfg.max_train_steps)
+            first_epoch = num_epochs
         progress = tqdm(total=cfg.max_train_steps, initial=self.global_step, desc=f"train {self.kind}", disable=not acc.is_local_main_process)
         start = time.perf_counter()
         self.model.train()
@@ -383,6 +409,8 @@ class Trainer(ABC):
             if hasattr(self.train_dataset, "set_epoch"):
                 self.train_dataset.set_epoch(epoch)
             for batch in loader:
+                if self.global_step >= cfg.max_train_steps:
+                    break  # never start a step past the budget (e.g. a checkpoint beyond a lowered max_train_steps)
                 with acc.accumulate(self.model):
                     loss, logs = self.compute_loss(batch)
                     acc.backward(loss)
@@ -422,13 +450,14 @@ class Trainer(ABC):
         progress.close()
         train_seconds = time.perf_counter() - start
         acc.wait_for_everyone()
-        summary: dict[str, Any] = {"history": self.history, "train_seconds": train_seconds}
+        summary: dict[str, Any] = {"history": self.history, "train_seconds": train_seconds, **self.perception_info()}
         model = self._final_model()
         if acc.is_main_process:
             ema_context = self.ema.swapped_in(model) if self.ema is not None else contextlib.nullcontext()
             with ema_context:
                 self.save_outputs(model)
                 samples = self.validate("final", model=model)
+            atomic_write_json(self.output_dir / PERCEPTION_INFO_FILE, self.perception_info())
             self._write_history()
             metrics = {**self.metrics(), "train_seconds": round(train_seconds, 2)}
             summary["metrics"] = metrics

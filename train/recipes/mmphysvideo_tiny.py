@@ -13,7 +13,7 @@ so the command can be killed with -9 and simply run again):
 3. ``base``     assemble the base pipeline: trained VAE + frozen tiny UMT5 + byte tokenizer + a fresh
                 tiny Wan transformer + the flow-matching scheduler (``<out>/base``);
 4. ``teacher``  the Bidirectionally Controlled Teacher (RGB + perception streams);
-5. ``baseline`` RGB-only diffusion fine-tune of the base (the student trainer with alignment weight 0);
+5. ``baseline`` RGB-only diffusion fine-tune of the base (the student trainer with alignment weight 0, no teacher);
 6. ``student``  the student distilled from the teacher: same data, steps, seed and noise as the baseline;
 7. ``eval``     `run_physics_benchmark` on held-out scenes for the three models (+ seconds per video);
 8. ``export``   copy the three pipelines to ``--export`` with a model card, ``mmphys_recipe.json`` and a sample.
@@ -81,20 +81,13 @@ def hardware_summary(device: str) -> str:
     return f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 
-# ---------------------------------------------------------------------- trainers with fixed codec ranges
+# ---------------------------------------------------------------------- trainers with a step clock
 
 
-def _fixed_codec_trainer(base_cls: type, codec_kwargs: dict[str, Any]) -> type:
-    """`base_cls` (TeacherTrainer / StudentTrainer) whose perception videos use fixed codec kwargs.
+def _timed_trainer(base_cls: type) -> type:
+    """`base_cls` (TeacherTrainer / StudentTrainer) that records the time of every optimizer step."""
 
-    The stock trainers let the codec infer depth/flow ranges per clip; for a generative model the range
-    must be fixed per dataset, or a generated perception video cannot be decoded. The codec kwargs enter
-    the latent-cache key, so latents encoded with other ranges are never reused.
-    """
-    from mmphys_diffusers.data import MMPhysVideoDataset
-    from mmphys_diffusers.training.data import CachedLatents, LatentCache, TrainingClips
-
-    class FixedCodecTrainer(base_cls):
+    class TimedTrainer(base_cls):
         step_clock: list[float]
 
         def compute_loss(self, batch):
@@ -107,34 +100,8 @@ def _fixed_codec_trainer(base_cls: type, codec_kwargs: dict[str, Any]) -> type:
             gaps = sorted(b - a for a, b in zip(clock, clock[1:]))
             return round(gaps[len(gaps) // 2], 4) if gaps else None
 
-        def _build_dataset(self):
-            cfg, acc = self.config, self.accelerator
-            clips = TrainingClips(cfg.dataset, cfg.perception_cue, cfg.num_frames, cfg.height, cfg.width,
-                                  frame_sampling=cfg.frame_sampling, seed=cfg.seed, max_samples=cfg.max_train_samples)
-            clips.clips = MMPhysVideoDataset(cfg.dataset, cues=(cfg.perception_cue,), num_frames=cfg.num_frames, height=cfg.height,
-                                             width=cfg.width, frame_sampling=cfg.frame_sampling, seed=cfg.seed,
-                                             codec_kwargs={cfg.perception_cue: codec_kwargs})
-            if not cfg.cache_latents:
-                return clips, clips
-            cache_root = Path(cfg.latent_cache_dir) if cfg.latent_cache_dir else self.output_dir / "latent-cache"
-            info = {
-                "pretrained_model": str(Path(cfg.pretrained_model).resolve()),
-                "dataset": str(Path(cfg.dataset).resolve()),
-                "cue": cfg.perception_cue,
-                "codec_kwargs": codec_kwargs,
-                "num_frames": cfg.num_frames,
-                "height": cfg.height,
-                "width": cfg.width,
-                "frame_sampling": cfg.frame_sampling,
-                "max_sequence_length": self.max_sequence_length,
-                "dtype": str(self.weight_dtype),
-            }
-            cache = LatentCache(cache_root, info)
-            cache.build(clips, self._encode_pixels, accelerator=acc)
-            return CachedLatents(cache, [r.id for r in clips.records]), clips
-
-    FixedCodecTrainer.__name__ = f"FixedCodec{base_cls.__name__}"
-    return FixedCodecTrainer
+    TimedTrainer.__name__ = f"Timed{base_cls.__name__}"
+    return TimedTrainer
 
 
 def _train_stage(kind: str, out: Path, preset: dict, seed: int) -> dict:
@@ -152,6 +119,9 @@ def _train_stage(kind: str, out: Path, preset: dict, seed: int) -> dict:
         "height": preset["size"],
         "width": preset["size"],
         "seed": seed,
+        # fixed unified-codec ranges for the whole dataset (part of the latent-cache key, and recorded in
+        # each output folder's mmphys_recipe.json so a generated perception video decodes with them)
+        "perception_codec_kwargs": {PERCEPTION_CUE: codec_kwargs_for(preset["size"])},
         "cache_latents": True,
         # one cache for the three models: same base VAE, text encoder, data and codec ranges
         "latent_cache_dir": str(out / "latent-cache"),
@@ -167,10 +137,10 @@ def _train_stage(kind: str, out: Path, preset: dict, seed: int) -> dict:
     else:
         student = dict(preset["student"], teacher_model=str(out / "teacher"))
         if kind == "baseline":
-            # RGB-only: the same trainer, data, steps, seed and noise stream, no alignment to the teacher
-            student["alignment_loss_weight"] = 0.0
+            # RGB-only: the same trainer, data, steps, seed and noise stream; no teacher is loaded or run
+            student.update(alignment_loss_weight=0.0, teacher_model="")
         config, trainer_cls = config_from_dict(StudentTrainConfig, {**common, **student}), StudentTrainer
-    trainer = _fixed_codec_trainer(trainer_cls, codec_kwargs_for(preset["size"]))(config)
+    trainer = _timed_trainer(trainer_cls)(config)
     summary = trainer.train()
     summary["median_step_seconds"] = trainer.median_step_seconds()
     if trainer.accelerator.is_main_process:
