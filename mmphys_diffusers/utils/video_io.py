@@ -36,36 +36,46 @@ class VideoInfo:
 
 
 def _frame_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+    if not files:
+        raise MMPhysInputError(f"frame folder {folder} holds no image files (expected {', '.join(FRAME_SUFFIXES)})")
+    return files
+
+
+def _existing_source(path: str | os.PathLike) -> Path:
+    """The path of a readable video source: an existing frame folder or a non-empty file."""
+    path = Path(path)
+    if not path.exists():
+        raise MMPhysInputError(f"video not found: {path}")
+    if path.is_file() and path.stat().st_size == 0:
+        raise MMPhysInputError(f"video file is empty (0 bytes): {path}")
+    return path
+
+
+def _video_stream(container, path: Path):
+    """The first video stream of an open container and its frame rate."""
+    if not container.streams.video:
+        raise MMPhysInputError(f"file has no video stream: {path}")
+    stream = container.streams.video[0]
+    return stream, float(stream.average_rate or stream.guessed_rate or 0.0)
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Read the container metadata without decoding every frame (frames are counted when missing)."""
     import av
 
-    path = Path(path)
-    if not path.exists():
-        raise MMPhysInputError(f"video not found: {path}")
+    path = _existing_source(path)
     if path.is_dir():
-        files = _frame_files(path)
-        if not files:
-            raise MMPhysInputError(f"frame folder {path} holds no image files (expected {', '.join(FRAME_SUFFIXES)})")
         from PIL import Image
 
+        files = _frame_files(path)
         with Image.open(files[0]) as im:
             w, h = im.size
         return VideoInfo(str(path), len(files), 0.0, w, h, 0.0)
-    if path.stat().st_size == 0:
-        raise MMPhysInputError(f"video file is empty (0 bytes): {path}")
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise MMPhysInputError(f"file has no video stream: {path}")
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 0.0)
-            n = stream.frames
-            if not n:
-                n = sum(1 for _ in container.decode(stream))
+            stream, fps = _video_stream(container, path)
+            n = stream.frames or sum(1 for _ in container.decode(stream))
             duration = n / fps if fps else 0.0
             return VideoInfo(str(path), int(n), fps, stream.codec_context.width, stream.codec_context.height, duration)
     except MMPhysInputError:
@@ -83,17 +93,12 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[
     """
     import av
 
-    path = Path(path)
-    if not path.exists():
-        raise MMPhysInputError(f"video not found: {path}")
+    path = _existing_source(path)
     if path.is_dir():
         from PIL import Image
 
-        files = _frame_files(path)[:max_frames]
-        if not files:
-            raise MMPhysInputError(f"frame folder {path} holds no image files (expected {', '.join(FRAME_SUFFIXES)})")
         frames = []
-        for f in files:
+        for f in _frame_files(path)[:max_frames]:
             try:
                 with Image.open(f) as im:
                     frames.append(np.asarray(im.convert("RGB")))
@@ -102,15 +107,10 @@ def read_video(path: str | os.PathLike, max_frames: int | None = None) -> tuple[
         if len({fr.shape for fr in frames}) != 1:
             raise MMPhysInputError(f"frames in {path} do not all have the same size")
         return np.stack(frames), 0.0
-    if path.stat().st_size == 0:
-        raise MMPhysInputError(f"video file is empty (0 bytes): {path}")
     frames = []
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise MMPhysInputError(f"file has no video stream: {path}")
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+            stream, fps = _video_stream(container, path)
             for frame in container.decode(stream):
                 frames.append(frame.to_ndarray(format="rgb24"))
                 if max_frames is not None and len(frames) >= max_frames:
