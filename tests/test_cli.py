@@ -8,7 +8,7 @@ from mmphys_diffusers.utils.video_io import read_video
 
 
 def test_demo_writes_side_by_side_video(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--size", "64", "--frames", "9", "--seed", "1"]) == 0
+    assert main(["demo", "--simulate", "--out", str(tmp_path), "--size", "64", "--frames", "9", "--seed", "1"]) == 0
     printed = capsys.readouterr().out.strip().splitlines()[-1]
     frames, _ = read_video(printed)
     # RGB + 5 cue panels of 64 px with 2 px gaps, plus a 14 px label header

@@ -120,3 +120,25 @@ def test_bad_arguments_fail_clearly(models, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MMPhysInputError, match="no model_index.json"):
         _run(["a ball", "-o", str(tmp_path / "x.mp4"), "--model", str(tmp_path / "empty")])
+
+
+def test_demo_generates_with_bundled_models(models, tmp_path, monkeypatch, capsys):
+    from mmphys_diffusers.cli.main import main
+    from mmphys_diffusers.utils.video_io import read_video
+
+    monkeypatch.setenv("MMPHYS_BUNDLED_MODELS", str(models))
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1] == str(tmp_path / "student.mp4")
+    assert read_video(tmp_path / "student.mp4")[0].shape == (9, 32, 32, 3)
+    teacher_frames, _ = read_video(tmp_path / "teacher_rgb_and_perception.mp4")
+    assert teacher_frames.shape[0] == 9 and teacher_frames.shape[2] > 32  # RGB with perception panels beside it
+
+
+def test_demo_without_bundled_models_simulates(tmp_path, monkeypatch, capsys):
+    from mmphys_diffusers.cli.main import main
+
+    monkeypatch.setenv("MMPHYS_BUNDLED_MODELS", str(tmp_path / "empty"))
+    assert main(["demo", "--out", str(tmp_path), "--size", "32", "--frames", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "no bundled MMPhysVideo-Tiny weights" in out and out.strip().endswith("sim_free_fall_seed0.mp4")

@@ -1,7 +1,9 @@
 """`mmphys demo`: the main job of `make demo`.
 
-Until the bundled model ships, the demo simulates one physics clip and writes it with
-its pseudo-RGB cue videos side by side (one labelled mp4 plus a PNG contact sheet).
+With the bundled MMPhysVideo-Tiny student installed, the demo generates a video from a
+physics prompt (`mmphys generate` on the bundled default) and writes the teacher's RGB +
+perception next to it. `--simulate` (or a package without bundled weights) instead
+simulates one physics clip and writes it with its pseudo-RGB cue videos side by side.
 """
 
 from __future__ import annotations
@@ -62,8 +64,32 @@ def run_simulation_demo(out_dir: Path, family: str, seed: int, size: int, frames
     return path
 
 
+DEMO_PROMPT = "a red ball falls and bounces on the floor"
+
+
+def bundled_models_present() -> bool:
+    from ..assets import bundled_models_dir
+
+    return all((bundled_models_dir() / kind / "model_index.json").is_file() for kind in ("student", "teacher"))
+
+
+def run_generation_demo(out_dir: Path, prompt: str, seed: int) -> Path:
+    from .generate import generate
+
+    teacher_path = generate(prompt, out_dir / "teacher_rgb_and_perception.mp4", teacher=True, seed=seed)
+    print(f"teacher (RGB | perception): {teacher_path}")
+    return generate(prompt, out_dir / "student.mp4", seed=seed)
+
+
 def run(args: argparse.Namespace) -> int:
-    path = run_simulation_demo(Path(args.out), args.family, args.seed, args.size, args.frames)
+    out = Path(args.out)
+    if not args.simulate and bundled_models_present():
+        print(f"prompt: {args.prompt}")
+        path = run_generation_demo(out, args.prompt, args.seed)
+    else:
+        if not args.simulate:
+            print("no bundled MMPhysVideo-Tiny weights in this install: showing the simulation demo instead")
+        path = run_simulation_demo(out, args.family, args.seed, args.size, args.frames)
     print(path)
     return 0
 
@@ -73,12 +99,16 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser(
         "demo",
-        help="the main job of `make demo`: a physics clip with its pseudo-RGB cues side by side",
-        description="Simulate one physics clip and write RGB | semantics | depth | tracks | flow | unified "
-        "side by side as one mp4 (plus a PNG contact sheet) under --out, then print the video's path.",
+        help="the main job of `make demo`: generate with the bundled student (or --simulate a clip with its cues)",
+        description="Generate a video from --prompt with the bundled MMPhysVideo-Tiny student (and the teacher's "
+        "RGB | perception alongside) under --out, then print the student video's path. With --simulate, or when "
+        "no bundled weights are installed: simulate one physics clip and write RGB | semantics | depth | tracks | "
+        "flow | unified side by side as one mp4 plus a PNG contact sheet.",
     )
     p.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo)")
-    p.add_argument("--family", default="free_fall", choices=SCENE_FAMILIES, help="scene family (default free_fall)")
+    p.add_argument("--prompt", default=DEMO_PROMPT, help=f"prompt for the bundled model (default {DEMO_PROMPT!r})")
+    p.add_argument("--simulate", action="store_true", help="run the simulation demo even when bundled weights exist")
+    p.add_argument("--family", default="free_fall", choices=SCENE_FAMILIES, help="--simulate: scene family (default free_fall)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=128, help="frame size in px (default 128)")
     p.add_argument("--frames", type=int, default=17)
