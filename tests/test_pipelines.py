@@ -425,3 +425,31 @@ def test_from_pipe_between_stock_student_and_teacher():
     tpipe = MMPhysVideoTeacherPipeline.from_pipe(pipe, transformer=teacher_transformer)
     assert isinstance(tpipe, MMPhysVideoTeacherPipeline) and tpipe.vae is comps["vae"]
     assert MMPhysVideoTeacherPipeline.from_pipe(tpipe).transformer is teacher_transformer
+
+
+def test_teacher_config_carries_its_perception_codec_settings(tmp_path):
+    """perception_cue / perception_meta live in model_index.json and are the call's defaults after loading."""
+    import json
+
+    from diffusers import DiffusionPipeline
+
+    from mmphys_diffusers.backbones import get_backbone_adapter, tiny_components
+    from mmphys_diffusers.errors import MMPhysInputError
+    from mmphys_diffusers.pipelines import MMPhysVideoTeacherPipeline
+
+    comps = tiny_components("tiny-wan", seed=1)
+    comps["transformer"] = get_backbone_adapter("tiny-wan").build_teacher(comps["transformer"])
+    meta = {"near": 4.0, "far": 16.0, "max_flow": 5.0, "max_instances": 8}
+    MMPhysVideoTeacherPipeline(**comps, perception_meta=meta).save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "model_index.json").read_text())["perception_meta"] == meta
+    for pipe in (MMPhysVideoTeacherPipeline.from_pretrained(tmp_path), DiffusionPipeline.from_pretrained(tmp_path, trust_remote_code=True)):
+        assert pipe.config.perception_cue == "unified" and pipe.config.perception_meta == meta
+    kw = dict(num_frames=5, height=32, width=32, num_inference_steps=2, output_type="np")
+    pipe = MMPhysVideoTeacherPipeline.from_pretrained(tmp_path)
+    default = pipe("a red ball", generator=torch.Generator().manual_seed(0), **kw).perception[0]
+    explicit = pipe("a red ball", generator=torch.Generator().manual_seed(0), perception_meta=meta, **kw).perception[0]
+    inferred = pipe("a red ball", generator=torch.Generator().manual_seed(0), perception_meta={}, **kw).perception[0]
+    assert np.array_equal(default["depth"], explicit["depth"])
+    assert not np.allclose(default["depth"], inferred["depth"])  # the fixed range is what decodes the default
+    with pytest.raises(MMPhysInputError, match="unknown cue"):
+        MMPhysVideoTeacherPipeline(**comps, perception_cue="normals")

@@ -35,7 +35,7 @@ def chain(world, tmp_path_factory):
     teacher_cfg = TeacherTrainConfig(
         pretrained_model="tiny-wan", dataset=str(world / "main"), output_dir=str(out / "teacher"), max_train_steps=40,
         train_batch_size=2, learning_rate=2e-3, checkpointing_steps=20, checkpoints_total_limit=1, use_ema=True,
-        ema_decay=0.9, **FAST,
+        ema_decay=0.9, perception_codec_kwargs={"unified": {"near": 4.0, "far": 16.0}}, **FAST,
     )
     teacher = train_teacher(teacher_cfg)
     student_cfg = StudentTrainConfig(
@@ -60,6 +60,8 @@ def test_teacher_trains_and_loads(chain):
     assert _mean(losses[-10:]) < 0.9 * _mean(losses[:10])  # the loss falls
     assert {"loss_rgb", "loss_perception"} <= set(summary["history"][0])
     pipe = MMPhysVideoTeacherPipeline.from_pretrained(out / "teacher")
+    # the saved teacher decodes perception with the codec settings it was trained with
+    assert (pipe.config.perception_cue, pipe.config.perception_meta) == ("unified", {"near": 4.0, "far": 16.0})
     links = [p for n, p in pipe.transformer.named_parameters() if "links" in n]
     assert links and any(p.abs().sum() > 0 for p in links)  # zero-initialised links learned something
     result = pipe("a ball falls", mode="joint", num_frames=9, height=32, width=32, num_inference_steps=2,

@@ -59,6 +59,25 @@ class MMPhysVideoTeacherPipeline(MMPhysVideoPipelineBase):
 
     _callback_tensor_inputs: ClassVar[list[str]] = ["latents", "perception_latents", "prompt_embeds", "negative_prompt_embeds"]
 
+    def __init__(
+        self,
+        tokenizer,
+        text_encoder,
+        vae,
+        transformer,
+        scheduler,
+        perception_cue: str = "unified",
+        perception_meta: dict | None = None,
+    ):
+        """`perception_cue` and `perception_meta` are the codec (and its fixed settings, e.g. the depth range)
+        the perception stream was trained with. They are saved in model_index.json, so a loaded teacher decodes
+        its perception output the way it was trained unless a call overrides them."""
+        super().__init__(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer, scheduler=scheduler)
+        _get_codec(perception_cue)
+        if perception_meta is not None and not isinstance(perception_meta, dict):
+            raise MMPhysInputError(f"perception_meta must be a dict of codec settings, got {type(perception_meta).__name__}")
+        self.register_to_config(perception_cue=perception_cue, perception_meta=perception_meta)
+
     def _check_transformer(self, transformer) -> None:
         if "perception_hidden_states" not in inspect.signature(type(transformer).forward).parameters:
             raise MMPhysInputError(
@@ -197,7 +216,7 @@ class MMPhysVideoTeacherPipeline(MMPhysVideoPipelineBase):
         perception_latents: torch.Tensor | None = None,
         prompt_embeds: torch.Tensor | None = None,
         negative_prompt_embeds: torch.Tensor | None = None,
-        perception_cue: str | None = "unified",
+        perception_cue: str | None = "default",
         perception_meta: dict | list[dict] | None = None,
         output_type: str = "np",
         return_dict: bool = True,
@@ -223,8 +242,10 @@ class MMPhysVideoTeacherPipeline(MMPhysVideoPipelineBase):
             perception_guidance_scale: CFG weight of the perception stream; defaults to `guidance_scale`.
             latents, perception_latents: initial noise of the noisy stream(s), backbone layout.
             perception_cue: codec that decodes the pseudo-RGB perception video into cue arrays
-                (`mmphys_diffusers.perception.get_codec`); None skips decoding.
-            perception_meta: codec meta (one dict, or one per output video) for decoding.
+                (`mmphys_diffusers.perception.get_codec`); "default" = the pipeline config's `perception_cue`
+                (what the teacher was trained with); None skips decoding.
+            perception_meta: codec meta (one dict, or one per output video) for decoding; None = the pipeline
+                config's `perception_meta` when decoding its own cue.
             callback_on_step_end: as in `MMPhysVideoPipeline`; tensors: "latents", "perception_latents",
                 "prompt_embeds", "negative_prompt_embeds".
 
@@ -244,6 +265,10 @@ class MMPhysVideoTeacherPipeline(MMPhysVideoPipelineBase):
         if perception_video is not None and mode != "control":
             raise MMPhysInputError(f"perception_video is the clean input of mode='control'; got it with mode={mode!r}")
         self._check_prompts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds)
+        if perception_cue == "default":
+            perception_cue = self.config.perception_cue
+        if perception_meta is None and perception_cue == self.config.perception_cue:
+            perception_meta = self.config.perception_meta
         if perception_cue is not None and output_type != "latent":
             _get_codec(perception_cue)  # fail before sampling on an unknown cue
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):

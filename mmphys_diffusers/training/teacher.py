@@ -34,6 +34,12 @@ class TeacherTrainer(Trainer):
     pipeline_class_name = "MMPhysVideoTeacherPipeline"
     config: TeacherTrainConfig
 
+    def pipeline_with(self, transformer: nn.Module):
+        # The saved teacher decodes its perception stream with the codec settings it was trained with.
+        pipe = super().pipeline_with(transformer)
+        pipe.register_to_config(perception_cue=self.config.perception_cue, perception_meta=self.config.cue_codec_kwargs or None)
+        return pipe
+
     def build_model(self) -> nn.Module:
         cfg = self.config
         transformer = self.pipe.transformer
