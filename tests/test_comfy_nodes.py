@@ -666,6 +666,27 @@ def test_workflow_executes_on_tiny_models(api_path, ball_video, output_dir):
         assert frames.shape[0] in (5, 9)
 
 
+@pytest.mark.parametrize("api_path", api_workflows(), ids=lambda p: p.stem)
+def test_workflow_executes_unmodified_on_the_bundled_models(api_path, tmp_path, output_dir):
+    """The example workflows as shipped (source "bundled"), on a simulated 17-frame input video."""
+    from mmphys_diffusers.assets import bundled_models_dir
+    from mmphys_diffusers.simulation import simulate_clip
+
+    if not all((bundled_models_dir() / kind / "model_index.json").is_file() for kind in ("student", "teacher")):
+        pytest.skip("this install carries no bundled MMPhysVideo-Tiny weights")
+    video = write_video(tmp_path / "input.mp4", simulate_clip("free_fall", seed=7, num_frames=17, size=64).rgb)
+    api = json.loads(api_path.read_text())
+    for node in api.values():
+        if "video_path" in node["inputs"]:
+            node["inputs"]["video_path"] = str(video)
+    _, uis = execute_api_prompt(api)
+    saved = [output_dir / item["subfolder"] / item["filename"] for ui in uis.values() for item in ui["images"]]
+    assert saved and len(saved) == sum(n["class_type"] == "MMPhysSaveVideo" for n in api.values())
+    for path in saved:
+        frames, _ = read_video(path)
+        assert frames.shape[0] == 17 and frames.shape[1] == 64
+
+
 # ----------------------------------------------------------------------------- installation
 
 
