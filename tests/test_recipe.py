@@ -100,6 +100,50 @@ def test_vae_config_errors(sim_data, tmp_path):
     assert config.codec_kwargs == CODEC and config.cues == ["unified", "depth"]
 
 
+def test_foreground_weighted_reconstruction_loss():
+    from mmphys_diffusers.training.vae import reconstruction_loss
+
+    video = torch.zeros(1, 3, 2, 8, 8)
+    recon = video.clone()
+    foreground = torch.zeros(1, 1, 2, 8, 8)
+    foreground[..., 2:4, 2:4] = 1.0  # 8 of 128 pixels are an object
+    recon[:, :, :, 2:4, 2:4] = 0.5  # the VAE gets only the object wrong
+    plain_l1, plain_mse = reconstruction_loss(recon, video, foreground, 0.0, 1.0)
+    assert torch.isclose(plain_l1, (recon - video).abs().mean()) and torch.isclose(plain_mse, (recon - video).pow(2).mean())
+    l1, mse = reconstruction_loss(recon, video, foreground, 20.0, 1.0)
+    # weighted mean: object pixels count 21x -> 8*21 / (120 + 8*21) of the weight, each with error 0.5
+    expected = 0.5 * (8 * 21) / (120 + 8 * 21)
+    assert torch.isclose(l1, torch.tensor(expected)) and l1 > 9 * plain_l1  # 0.292 vs 0.031
+    # an error on the background alone is weighted down, never up
+    recon_bg = video.clone()
+    recon_bg[:, :, :, 6:, 6:] = 0.5
+    assert reconstruction_loss(recon_bg, video, foreground, 20.0, 1.0)[0] < reconstruction_loss(recon_bg, video, foreground, 0.0, 1.0)[0]
+
+
+def test_vae_clips_carry_object_masks(sim_data):
+    import numpy as np
+
+    from mmphys_diffusers.data import load_cue_arrays, read_manifest
+    from mmphys_diffusers.training.vae import VAEClips
+
+    clips = VAEClips(sim_data / "train", cues=["unified"], num_frames=9, height=32, width=32, frame_sampling="first")
+    record = read_manifest(sim_data / "train")[0]
+    instances = load_cue_arrays(sim_data / "train", record, ["instances"])["instances"]
+    item = clips[0]
+    assert item["foreground"].shape == (1, 9, 32, 32)
+    expected = (instances[:9] > 0).astype(np.float32)
+    if expected.shape[1:] != (32, 32):
+        expected = expected[:, :: expected.shape[1] // 32, :: expected.shape[2] // 32]
+    assert (item["foreground"][0].numpy() == expected).mean() > 0.97 and item["foreground"].sum() > 0
+
+
+def test_vae_foreground_weight_must_be_non_negative(sim_data):
+    from mmphys_diffusers.training.vae import parse_vae_config
+
+    with pytest.raises(MMPhysInputError, match="foreground_weight"):
+        parse_vae_config(["--dataset", str(sim_data / "train"), "--foreground_weight", "-1"])
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     recipe = _recipe_module()
