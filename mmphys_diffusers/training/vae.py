@@ -478,19 +478,8 @@ def parse_vae_config(argv: Sequence[str] | None = None) -> VAETrainConfig:
     unknown = sorted(set(data) - known)
     if unknown:
         raise MMPhysInputError(f"unknown VAE option(s) {unknown}; known: {sorted(known)}")
-    values = {}
-    for key, value in data.items():
-        if hints[key] is dict:
-            if isinstance(value, str):
-                try:
-                    value = json.loads(value)
-                except json.JSONDecodeError as exc:
-                    raise MMPhysInputError(f"--{key}: expected a JSON object, got {value!r}") from exc
-            if not isinstance(value, dict):
-                raise MMPhysInputError(f"{key}={value!r}: expected a JSON object")
-            values[key] = value
-        else:
-            values[key] = _coerce(value, hints[key], key, "VAE config")
+    # `_coerce` also reads dict options (a mapping, or a JSON object string from the command line)
+    values = {key: _coerce(value, hints[key], key, "VAE config") for key, value in data.items()}
     return VAETrainConfig(**values).validate()
 
 
