@@ -142,3 +142,27 @@ def test_demo_without_bundled_models_simulates(tmp_path, monkeypatch, capsys):
     assert main(["demo", "--out", str(tmp_path), "--size", "32", "--frames", "5"]) == 0
     out = capsys.readouterr().out
     assert "no bundled MMPhysVideo-Tiny weights" in out and out.strip().endswith("sim_free_fall_seed0.mp4")
+
+
+def test_eval_loads_bundled_specs_and_teacher_folders_with_the_teacher_pipeline(models, tmp_path, monkeypatch, capsys):
+    """`mmphys eval physics --model bundled:<kind>` (how the bundled table is reproduced): a teacher folder
+    loads as MMPhysVideoTeacherPipeline and is scored on its RGB stream next to the student."""
+    from mmphys_diffusers.cli import eval as eval_cli
+    from mmphys_diffusers.evaluation import load_model
+    from mmphys_diffusers.pipelines import MMPhysVideoPipeline, MMPhysVideoTeacherPipeline
+
+    monkeypatch.setenv("MMPHYS_BUNDLED_MODELS", str(models))
+    label, teacher = load_model("bundled:teacher")
+    assert label == "teacher" and isinstance(teacher, MMPhysVideoTeacherPipeline)
+    label, student = load_model("mine=" + str(models / "student"))
+    assert label == "mine" and isinstance(student, MMPhysVideoPipeline) and not isinstance(student, MMPhysVideoTeacherPipeline)
+    with pytest.raises(MMPhysInputError, match="bundled baseline model not found"):
+        load_model("bundled:baseline")
+
+    parser = argparse.ArgumentParser(prog="mmphys")
+    eval_cli.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["eval", "physics", "--model", "bundled:student", "--model", "bundled:teacher", "--num-prompts", "1",
+                              "--frames", "9", "--height", "32", "--width", "32", "--steps", "1", "--no-videos", "--out", str(tmp_path)])
+    assert args.func(args) == 0
+    assert "| student |" in capsys.readouterr().out
+    assert set(json.loads((tmp_path / "results.json").read_text())["summary"]) == {"student", "teacher"}

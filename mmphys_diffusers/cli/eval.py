@@ -14,8 +14,9 @@ def _names(values: list[str] | None) -> list[str]:
 def _add_generation_args(p: argparse.ArgumentParser, frames: int, size: tuple[int, int], steps: int) -> None:
     p.add_argument(
         "--model", action="append", required=True, metavar="[LABEL=]PATH_OR_ID",
-        help="a model folder or Hub id loaded with MMPhysVideoPipeline.from_pretrained, optionally labelled "
-        "(e.g. student=out/student); 'simulator' is the ground-truth pseudo-model; repeat for several models",
+        help="a model folder or Hub id (teacher folders load with MMPhysVideoTeacherPipeline, others with "
+        "MMPhysVideoPipeline), 'bundled:student|teacher|baseline' for a bundled MMPhysVideo-Tiny model, or 'simulator' "
+        "(the ground-truth pseudo-model); optionally labelled (e.g. student=out/student); repeat for several models",
     )
     p.add_argument("--seeds", nargs="+", action="extend", default=None, metavar="SEED", help="generator seeds per prompt (default 0)")
     p.add_argument("--frames", type=int, default=frames, help=f"frames per video (default {frames})")

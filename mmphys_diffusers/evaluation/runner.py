@@ -372,27 +372,53 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def load_model(spec: str) -> tuple[str, Any]:
-    """``"label=path_or_id"``, ``"path_or_id"`` or ``"simulator"`` -> (label, pipeline or "simulator").
+BUNDLED_PREFIX = "bundled"
 
-    Pipelines load with `MMPhysVideoPipeline.from_pretrained` (imported lazily).
+
+def _pipeline_class_name(target: str) -> str | None:
+    """``_class_name`` of a pipeline folder's or Hub repo's ``model_index.json`` (None when unreadable)."""
+    from diffusers import DiffusionPipeline
+
+    try:
+        name = DiffusionPipeline.load_config(target).get("_class_name")
+    except Exception:  # a missing folder/repo is reported by from_pretrained with the full reason
+        return None
+    # custom pipelines store [module file, class name]
+    return name[-1] if isinstance(name, (list, tuple)) else name
+
+
+def load_model(spec: str) -> tuple[str, Any]:
+    """``"label=path_or_id"``, ``"path_or_id"``, ``"bundled:<kind>"`` or ``"simulator"`` -> (label, pipeline or "simulator").
+
+    A folder whose ``model_index.json`` names `MMPhysVideoTeacherPipeline` loads with that class (its RGB
+    stream is evaluated); every other folder or Hub id loads with `MMPhysVideoPipeline.from_pretrained`.
+    ``bundled:student`` / ``bundled:teacher`` / ``bundled:baseline`` are the bundled MMPhysVideo-Tiny models.
     """
     label, _, target = spec.partition("=") if "=" in spec else (None, "", spec)
     target = target.strip()
     if target == SIMULATOR_MODEL:
         return (label or SIMULATOR_MODEL), SIMULATOR_MODEL
+    if target == BUNDLED_PREFIX or target.startswith(BUNDLED_PREFIX + ":"):
+        from ..assets import bundled_model_path
+
+        kind = target.partition(":")[2] or "student"
+        label, target = label or kind, str(bundled_model_path(kind))
     try:
-        from ..pipelines import MMPhysVideoPipeline
+        from ..pipelines import MMPhysVideoPipeline, MMPhysVideoTeacherPipeline
     except ImportError as exc:  # pragma: no cover - the pipelines package ships with the project
         raise MMPhysInputError(f"cannot import MMPhysVideoPipeline to load model {target!r}: {exc}") from exc
     if not (Path(target).exists() or "/" in target):
-        raise MMPhysInputError(f"model {target!r} is neither an existing folder, a Hub id (owner/name) nor {SIMULATOR_MODEL!r}")
+        raise MMPhysInputError(
+            f"model {target!r} is neither an existing folder, a Hub id (owner/name), 'bundled:<student|teacher|baseline>' "
+            f"nor {SIMULATOR_MODEL!r}"
+        )
+    cls = MMPhysVideoTeacherPipeline if _pipeline_class_name(target) == MMPhysVideoTeacherPipeline.__name__ else MMPhysVideoPipeline
     try:
-        pipe = MMPhysVideoPipeline.from_pretrained(target)
+        pipe = cls.from_pretrained(target)
     except MMPhysInputError:
         raise
     except Exception as exc:  # diffusers/hub raise many types for a bad folder or id
-        raise MMPhysInputError(f"cannot load model {target!r} with MMPhysVideoPipeline.from_pretrained: {exc}") from exc
+        raise MMPhysInputError(f"cannot load model {target!r} with {cls.__name__}.from_pretrained: {exc}") from exc
     if hasattr(pipe, "set_progress_bar_config"):
         pipe.set_progress_bar_config(disable=True)
     return (label or Path(target).name or target), pipe
