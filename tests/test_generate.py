@@ -133,6 +133,11 @@ def test_demo_generates_with_bundled_models(models, tmp_path, monkeypatch, capsy
     assert read_video(tmp_path / "student.mp4")[0].shape == (9, 32, 32, 3)
     teacher_frames, _ = read_video(tmp_path / "teacher_rgb_and_perception.mp4")
     assert teacher_frames.shape[0] == 9 and teacher_frames.shape[2] > 32  # RGB with perception panels beside it
+    from PIL import Image
+
+    # contact sheets: 6 frames side by side, each followed by a 2 px white gap
+    assert Image.open(tmp_path / "student.png").size == (6 * (32 + 2), 32)
+    assert Image.open(tmp_path / "teacher_rgb_and_perception.png").size[1] == 32
 
 
 def test_demo_without_bundled_models_simulates(tmp_path, monkeypatch, capsys):

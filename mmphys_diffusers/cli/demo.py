@@ -73,12 +73,30 @@ def bundled_models_present() -> bool:
     return all((bundled_models_dir() / kind / "model_index.json").is_file() for kind in ("student", "teacher"))
 
 
+def write_contact_sheet(video_path: Path, num: int = 6) -> Path:
+    """``<video>.png``: `num` evenly spaced frames of the video, side by side (to look at without a player)."""
+    from PIL import Image
+
+    from ..utils.atomic import atomic_path
+    from ..utils.video_io import read_video
+
+    frames, _ = read_video(video_path)
+    idx = np.round(np.linspace(0, frames.shape[0] - 1, num)).astype(int)
+    sheet = np.concatenate([np.pad(frames[i], ((0, 0), (0, 2), (0, 0)), constant_values=255) for i in idx], axis=1)
+    png = video_path.with_suffix(".png")
+    with atomic_path(png) as tmp:
+        Image.fromarray(sheet).save(tmp, format="PNG")
+    return png
+
+
 def run_generation_demo(out_dir: Path, prompt: str, seed: int) -> Path:
     from .generate import generate
 
     teacher_path = generate(prompt, out_dir / "teacher_rgb_and_perception.mp4", teacher=True, seed=seed)
-    print(f"teacher (RGB | perception): {teacher_path}")
-    return generate(prompt, out_dir / "student.mp4", seed=seed)
+    print(f"teacher (RGB | perception): {teacher_path} (frames: {write_contact_sheet(teacher_path)})")
+    student_path = generate(prompt, out_dir / "student.mp4", seed=seed)
+    print(f"student: frames in {write_contact_sheet(student_path)}")
+    return student_path
 
 
 def run(args: argparse.Namespace) -> int:
