@@ -15,8 +15,8 @@ def _add_generation_args(p: argparse.ArgumentParser, frames: int, size: tuple[in
     p.add_argument(
         "--model", action="append", required=True, metavar="[LABEL=]PATH_OR_ID",
         help="a model folder or Hub id (teacher folders load with MMPhysVideoTeacherPipeline, others with "
-        "MMPhysVideoPipeline), 'bundled:student|teacher|baseline' for a bundled MMPhysVideo-Tiny model, or 'simulator' "
-        "(the ground-truth pseudo-model); optionally labelled (e.g. student=out/student); repeat for several models",
+        "MMPhysVideoPipeline), 'bundled:student|teacher|baseline' for a bundled MMPhysVideo-Tiny model, 'simulator' "
+        "(the ground-truth pseudo-model) or 'simulator@MODEL' (the ground truth through MODEL's VAE: its ceiling); optionally labelled (e.g. student=out/student); repeat for several models",
     )
     p.add_argument("--seeds", nargs="+", action="extend", default=None, metavar="SEED", help="generator seeds per prompt (default 0)")
     p.add_argument("--frames", type=int, default=frames, help=f"frames per video (default {frames})")
@@ -46,7 +46,7 @@ def register(subparsers) -> None:
     phys.add_argument("--exclude-dataset", action="append", default=None, metavar="DIR",
                       help="training dataset(s) whose scene seeds must not be used as held-out scenes")
     phys.add_argument("--fps", type=float, default=8.0, help="frame rate the models were trained at (default 8)")
-    phys.add_argument("--feature-net", default=None, metavar="DIR", help="trained feature network for the Fréchet distance")
+    phys.add_argument("--feature-net", default=None, metavar="DIR", help="trained feature network for the Fréchet distance ('bundled': the one shipped with MMPhysVideo-Tiny)")
     phys.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs (default 1000)")
     phys.add_argument("--no-videos", action="store_true", help="do not write the generated videos")
     phys.set_defaults(func=run_physics)
@@ -111,7 +111,12 @@ def run_physics(args: argparse.Namespace) -> int:
     if args.feature_net:
         from ..evaluation.features import VideoFeatureNet
 
-        feature_net = VideoFeatureNet.from_pretrained(args.feature_net)
+        path = args.feature_net
+        if path == "bundled":  # the feature network shipped next to the bundled MMPhysVideo-Tiny models
+            from ..assets import bundled_models_dir
+
+            path = bundled_models_dir() / "feature-net"
+        feature_net = VideoFeatureNet.from_pretrained(path)
     models = _load_models(args.model)
     results = run_physics_benchmark(
         models,

@@ -26,6 +26,7 @@ from .public import PUBLIC_BENCHMARKS, check_judge, read_prompts_file, run_publi
 from .runner import (
     SIMULATOR_MODEL,
     SimulatorModel,
+    VAERoundTrip,
     bootstrap_ci,
     evaluate_dataset,
     heldout_scenes,
@@ -43,6 +44,7 @@ __all__ = [
     "SIMULATOR_MODEL",
     "SceneInfo",
     "SimulatorModel",
+    "VAERoundTrip",
     "VideoFeatureNet",
     "VideoFeatureNetConfig",
     "bootstrap_ci",

@@ -166,6 +166,29 @@ def bootstrap_ci(values: Sequence[float], num_resamples: int = 1000, confidence:
     return (float(x.mean()), float(np.quantile(means, alpha)), float(np.quantile(means, 1.0 - alpha)))
 
 
+class VAERoundTrip:
+    """Video transform: encode with a video VAE (posterior mean) and decode again.
+
+    With `SimulatorModel` it gives the *VAE ceiling*: the ground-truth clips as a latent diffusion
+    model using this VAE could at best draw them, so the physics metrics of a generated video can be
+    read against what its own VAE preserves.
+    """
+
+    def __init__(self, vae: Any):
+        self.vae = vae
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        import torch
+
+        param = next(self.vae.parameters())
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(param.device, param.dtype)
+        x = x.permute(3, 0, 1, 2)[None].div(127.5).sub(1.0).contiguous()  # [1, 3, F, H, W] in [-1, 1]
+        with torch.no_grad():
+            y = self.vae.decode(self.vae.encode(x).latent_dist.mode()).sample
+        y = y[0, :, : frames.shape[0]].clamp(-1, 1).add(1.0).mul(127.5).round().byte()
+        return y.permute(1, 2, 3, 0).cpu().numpy()
+
+
 def run_physics_benchmark(
     models: Mapping[str, Any],
     out_dir: str | os.PathLike,
@@ -388,16 +411,24 @@ def _pipeline_class_name(target: str) -> str | None:
 
 
 def load_model(spec: str) -> tuple[str, Any]:
-    """``"label=path_or_id"``, ``"path_or_id"``, ``"bundled:<kind>"`` or ``"simulator"`` -> (label, pipeline or "simulator").
+    """``"label=path_or_id"``, ``"path_or_id"``, ``"bundled:<kind>"``, ``"simulator"`` or ``"simulator@<model spec>"``
+    -> (label, pipeline, "simulator" or a `SimulatorModel`).
 
     A folder whose ``model_index.json`` names `MMPhysVideoTeacherPipeline` loads with that class (its RGB
     stream is evaluated); every other folder or Hub id loads with `MMPhysVideoPipeline.from_pretrained`.
     ``bundled:student`` / ``bundled:teacher`` / ``bundled:baseline`` are the bundled MMPhysVideo-Tiny models.
+    ``simulator@<spec>`` is the ground truth round-tripped through that model's VAE (`VAERoundTrip`).
     """
     label, _, target = spec.partition("=") if "=" in spec else (None, "", spec)
     target = target.strip()
     if target == SIMULATOR_MODEL:
         return (label or SIMULATOR_MODEL), SIMULATOR_MODEL
+    if target.startswith(SIMULATOR_MODEL + "@"):
+        # the ground truth through a model's VAE: what that model could at best draw
+        _, pipe = load_model(target.partition("@")[2])
+        if getattr(pipe, "vae", None) is None:
+            raise MMPhysInputError(f"model spec {target!r}: the model after '@' has no VAE")
+        return (label or target), SimulatorModel(VAERoundTrip(pipe.vae))
     if target == BUNDLED_PREFIX or target.startswith(BUNDLED_PREFIX + ":"):
         from ..assets import bundled_model_path
 

@@ -222,20 +222,40 @@ def _load_model(kind: str, path: Path, device: str):
     return pipe
 
 
-def _stage_eval(out: Path, preset: dict, device: str) -> dict:
-    from mmphys_diffusers.evaluation.runner import run_physics_benchmark, training_seeds
+FEATURE_NET_DIR = "feature-net"
+REFERENCE_ROWS = ("simulator", "vae_ceiling")
+
+
+def _feature_network(out: Path, preset: dict, seed: int):
+    """The Fréchet-distance feature net, trained once on the recipe's training clips (``<out>/feature-net``)."""
+    from mmphys_diffusers.evaluation.features import CONFIG_NAME, VideoFeatureNet, dataset_training_set, train_feature_network
+
+    net_dir = out / FEATURE_NET_DIR
+    if not (net_dir / CONFIG_NAME).is_file():
+        videos, labels, names = dataset_training_set(out / "data" / "train")
+        _log(f"eval: training the feature network on {len(videos)} training clips")
+        net, _ = train_feature_network(videos, labels, names, epochs=preset["eval"].get("feature_net_epochs", 20), seed=seed)
+        net.save_pretrained(net_dir)
+    return VideoFeatureNet.from_pretrained(net_dir)
+
+
+def _stage_eval(out: Path, preset: dict, device: str, seed: int = 0) -> dict:
+    from mmphys_diffusers.evaluation.runner import SIMULATOR_MODEL, SimulatorModel, VAERoundTrip, run_physics_benchmark, training_seeds
 
     eval_dir = out / "eval"
     if (eval_dir / "results.json").is_file():
         _log("eval: finished, skipped")
         return json.loads((eval_dir / "results.json").read_text())
     settings = preset["eval"]
-    models = {kind: _load_model(kind, out / kind, device) for kind in MODEL_KINDS}
-    _log(f"eval: physics benchmark, {settings['num_prompts']} held-out prompts x {len(settings['seeds'])} seeds x {len(models)} models")
+    feature_net = _feature_network(out, preset, seed)
+    trained = {kind: _load_model(kind, out / kind, device) for kind in MODEL_KINDS}
+    # reference rows: the simulator itself, and the simulator through the models' own VAE (what they can at best draw)
+    models = {"simulator": SIMULATOR_MODEL, "vae_ceiling": SimulatorModel(VAERoundTrip(trained["student"].vae)), **trained}
+    _log(f"eval: physics benchmark, {settings['num_prompts']} held-out prompts x {len(settings['seeds'])} seeds x {len(models)} rows")
     return run_physics_benchmark(
         models, eval_dir, num_prompts=settings["num_prompts"], seeds=settings["seeds"], num_frames=preset["num_frames"],
         height=preset["size"], width=preset["size"], num_inference_steps=settings["num_inference_steps"],
-        families=preset["families"], exclude_seeds=training_seeds(out / "data" / "train"),
+        families=preset["families"], exclude_seeds=training_seeds(out / "data" / "train"), feature_network=feature_net,
         num_bootstrap=settings.get("num_bootstrap", 1000), pipeline_kwargs={"guidance_scale": preset["generate"]["guidance_scale"]},
         save_videos=True, progress=True,
     )
@@ -344,6 +364,15 @@ def _stage_export(out: Path, export: Path, preset: dict, info: dict) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, target)
         _log(f"export/{kind}: {target}")
+    # what `mmphys eval physics` needs to reproduce the table: the feature network and the table itself
+    for name, source in ((FEATURE_NET_DIR, out / FEATURE_NET_DIR), ("benchmark", out / "eval")):
+        if not source.is_dir():
+            continue
+        tmp = export / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("videos"))
+        shutil.rmtree(export / name, ignore_errors=True)
+        os.replace(tmp, export / name)
 
 
 def _stage_metrics(out: Path, kind: str) -> dict:
@@ -466,7 +495,7 @@ def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages:
         _log(f"{kind}: training {preset['diffusion']['max_train_steps']} steps -> {out / kind} (resumes from its latest checkpoint)")
         timed(kind, _train_stage, kind, out, preset, seed)
     if "eval" in stages:
-        results = timed("eval", _stage_eval, out, preset, device)
+        results = timed("eval", _stage_eval, out, preset, device, seed)
     if "export" in stages:
         if not vae_summary:
             vae_summary = json.loads((out / "vae" / "vae_summary.json").read_text())
