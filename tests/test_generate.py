@@ -171,3 +171,20 @@ def test_eval_loads_bundled_specs_and_teacher_folders_with_the_teacher_pipeline(
     assert args.func(args) == 0
     assert "| student |" in capsys.readouterr().out
     assert set(json.loads((tmp_path / "results.json").read_text())["summary"]) == {"student", "teacher"}
+
+
+def test_vae_ceiling_spec_round_trips_the_ground_truth_through_the_model_vae(models, monkeypatch):
+    """`simulator@<model>`: held-out ground truth encoded and decoded by that model's VAE."""
+    from mmphys_diffusers.evaluation import SimulatorModel, VAERoundTrip, heldout_scenes, load_model
+
+    monkeypatch.setenv("MMPHYS_BUNDLED_MODELS", str(models))
+    label, ceiling = load_model("vae_ceiling=simulator@bundled:student")
+    assert label == "vae_ceiling" and isinstance(ceiling, SimulatorModel) and isinstance(ceiling.transform, VAERoundTrip)
+    scene = heldout_scenes(1, families=["free_fall"], num_frames=9, height=32, width=32)[0]
+    truth = SimulatorModel().render_heldout(scene, 0)
+    through_vae = ceiling.render_heldout(scene, 0)
+    assert through_vae.shape == truth.shape and through_vae.dtype == np.uint8
+    # a random-weight VAE does not reproduce the clip; the transform really ran
+    assert np.abs(through_vae.astype(int) - truth.astype(int)).mean() > 10
+    with pytest.raises(MMPhysInputError, match="neither an existing folder"):
+        load_model("simulator@nowhere")
