@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.mmphys-installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: install demo test train-tiny recipe-smoke clean
+.PHONY: install demo test eval-bundled train-tiny recipe-smoke clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -25,6 +25,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q tests
+
+# Reproduce the bundled baseline / teacher / student physics table (docs/mmphysvideo_tiny.md), ~5 min on CPU.
+eval-bundled: $(STAMP)
+	$(PY) -m mmphys_diffusers.cli.main eval physics --model simulator --model vae_ceiling=simulator@bundled:student \
+		--model bundled:baseline --model bundled:teacher --model bundled:student --feature-net bundled \
+		--num-prompts 24 --seeds 0 1 2 --steps 20 --guidance-scale 1.0 --out outputs/eval-bundled
 
 # The whole tiny chain on CPU: simulate -> teacher -> student -> LoRA (outputs/train-tiny/).
 train-tiny: $(STAMP)

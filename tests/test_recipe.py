@@ -211,3 +211,14 @@ def test_smoke_recipe_second_run_skips_finished_stages(smoke_run):
         recipe.run_recipe("cpu", root / "run", export=root / "export2", device="cpu", stages=["data"])
     with pytest.raises(MMPhysInputError, match="--preset"):
         recipe.load_preset("nope")
+
+
+def test_model_cards_record_the_command_that_reproduces_the_whole_run():
+    """A partial re-run (`--stages eval export`) or another export folder still records the full recipe command."""
+    recipe = _recipe_module()
+    assert recipe.reproduce_command(["--preset", "cpu", "--out", "o", "--stages", "eval", "export", "--seed", "1"]) == (
+        "python train/recipes/mmphysvideo_tiny.py --preset cpu --out o --seed 1"
+    )
+    assert recipe.reproduce_command(["--stages=export", "--preset", "gpu", "--export", "/tmp/x"]) == (
+        "python train/recipes/mmphysvideo_tiny.py --preset gpu"
+    )

@@ -235,7 +235,8 @@ def run_physics_benchmark(
     )
     rows: list[dict[str, Any]] = []
     videos_by_model: dict[str, list[np.ndarray]] = {}
-    jobs = [(label, s, seed) for label in models for s in scenes for seed in seeds]
+    # models interleaved per (scene, seed): machine-load drift then hits every model's timing alike
+    jobs = [(label, s, seed) for s in scenes for seed in seeds for label in models]
     for label, s, seed in tqdm(jobs, desc="physics benchmark", disable=not progress):
         model = models[label]
         start = time.perf_counter()

@@ -54,6 +54,21 @@ def codec_kwargs_for(size: int) -> dict[str, Any]:
     return {"near": DEPTH_NEAR, "far": DEPTH_FAR, "max_flow": round(size / 6.0, 4), "max_instances": MAX_INSTANCES}
 
 
+def reproduce_command(argv: Sequence[str]) -> str:
+    """The command line that reproduces the whole run: `argv` without ``--stages`` (a partial re-run is
+    the same recipe) and without ``--export`` (where the models are copied does not change them)."""
+    kept, skipping = [], False
+    for arg in argv:
+        if arg.startswith("--"):
+            skipping = arg.split("=", 1)[0] in ("--stages", "--export")
+            if skipping:
+                continue
+        elif skipping:
+            continue
+        kept.append(arg)
+    return " ".join(["python train/recipes/mmphysvideo_tiny.py", *kept])
+
+
 def load_preset(name_or_path: str) -> dict[str, Any]:
     """A preset by name (``smoke``, ``cpu``, ``gpu``: ``presets/<name>.json``) or a JSON file."""
     from mmphys_diffusers.errors import MMPhysInputError
@@ -447,7 +462,7 @@ def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages:
         raise MMPhysInputError(f"{out} holds a run of another preset ({run.get('preset', {}).get('name')}); use another --out")
     if not run:
         run = {"run_id": f"{preset['name']}-{int(time.time())}", "preset": preset, "timings_s": {}}
-    command = command or "python train/recipes/mmphysvideo_tiny.py " + " ".join(sys.argv[1:])
+    command = command or reproduce_command(sys.argv[1:])
     timings: dict[str, float] = dict(run["timings_s"])
     skipped: list[str] = []
     vae_summary: dict = {}
