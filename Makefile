@@ -31,6 +31,7 @@ eval-bundled: $(STAMP)
 	$(PY) -m mmphys_diffusers.cli.main eval physics --model simulator --model vae_ceiling=simulator@bundled:student \
 		--model bundled:baseline --model bundled:teacher --model bundled:student --feature-net bundled \
 		--num-prompts 24 --seeds 0 1 2 --steps 20 --guidance-scale 1.0 --out outputs/eval-bundled
+	$(PY) -m mmphys_diffusers.cli.main eval compare outputs/eval-bundled/results.json --model student --reference baseline
 
 # The whole tiny chain on CPU: simulate -> teacher -> student -> LoRA (outputs/train-tiny/).
 train-tiny: $(STAMP)

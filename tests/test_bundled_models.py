@@ -40,6 +40,13 @@ def test_bundle_is_complete_documented_and_small():
     assert (BUNDLED_MODELS_DIR / "feature-net").is_dir()
 
 
+def test_compare_reads_the_shipped_table(capsys):
+    from mmphys_diffusers.cli.main import main
+
+    assert main(["eval", "compare", "bundled", "--model", "student", "--reference", "baseline"]) == 0
+    assert "| permanence (↑) |" in capsys.readouterr().out
+
+
 def test_student_is_a_stock_diffusers_pipeline():
     from diffusers import DiffusionPipeline, WanPipeline
 

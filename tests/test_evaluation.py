@@ -392,3 +392,31 @@ def test_dataset_scoring_after_h264_round_trip(tmp_path, capsys):
     assert by_family["collision"]["momentum_rel_change"] < 0.05
     assert all(row["penetration_px"] < 1.0 and row["text_adherence"] == 1.0 for row in data["per_clip"])
     assert data["summary"]["permanence"]["mean"] > 0.9
+
+
+def test_paired_comparison_pairs_videos_by_prompt_and_seed(tmp_path, capsys):
+    from mmphys_diffusers.evaluation import format_paired_comparison, paired_comparison
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for scene in range(20):
+        base = rng.uniform(0, 1)  # prompt difficulty varies a lot, the paired gap does not
+        for seed in (0, 1):
+            rows.append({"model": "ref", "scene": f"s{scene}", "seed": seed, "permanence": base, "mse": base, "g_rel_error": None})
+            rows.append({"model": "new", "scene": f"s{scene}", "seed": seed, "permanence": base + 0.05, "mse": base, "g_rel_error": 0.1})
+    results = {"per_video": rows}
+    comp = paired_comparison(results, "new", "ref", num_bootstrap=200)
+    assert comp["permanence"]["verdict"] == "better" and comp["permanence"]["n"] == 40
+    assert comp["permanence"]["difference"] == pytest.approx(0.05)
+    assert comp["mse"]["verdict"] == "no difference"
+    assert "g_rel_error" not in comp  # no pair where both are defined
+    assert paired_comparison(results, "ref", "new", num_bootstrap=200)["permanence"]["verdict"] == "worse"
+    assert "| permanence (↑) | " in format_paired_comparison(comp, "new", "ref")
+    with pytest.raises(MMPhysInputError, match="not in these results"):
+        paired_comparison(results, "nope", "ref")
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    args = _eval_parser().parse_args(["eval", "compare", str(path), "--model", "new", "--reference", "ref", "--out", str(tmp_path / "c.json")])
+    assert args.func(args) == 0
+    assert "better" in capsys.readouterr().out
+    assert json.loads((tmp_path / "c.json").read_text())["metrics"]["permanence"]["verdict"] == "better"

@@ -70,6 +70,14 @@ def register(subparsers) -> None:
     data.add_argument("--out", required=True, help="output JSON file")
     data.set_defaults(func=run_dataset)
 
+    comp = sub.add_parser("compare", help="paired difference of two models in a physics-benchmark results.json (same prompts and seeds)")
+    comp.add_argument("results", help="results.json written by `mmphys eval physics` ('bundled': the shipped MMPhysVideo-Tiny table)")
+    comp.add_argument("--model", required=True, help="the model under test, e.g. student")
+    comp.add_argument("--reference", required=True, help="the model it is compared with, e.g. baseline")
+    comp.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs (default 1000)")
+    comp.add_argument("--out", default=None, help="also write the comparison as JSON here")
+    comp.set_defaults(func=run_compare)
+
     feat = sub.add_parser("train-features", help="train the feature network used by the Fréchet distance")
     feat.add_argument("--data", default=None, help="dataset folder (shared manifest format, labelled by meta family); default: simulate")
     feat.add_argument("--num-clips", type=int, default=500, help="clips to simulate when --data is not given (default 500)")
@@ -190,4 +198,29 @@ def run_dataset(args: argparse.Namespace) -> int:
     results = evaluate_dataset(args.data, args.max_clips)
     atomic_write_json(args.out, _jsonable(results))
     print(json.dumps({k: v["mean"] for k, v in results["summary"].items() if isinstance(v, dict)}, indent=2))
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..errors import MMPhysInputError
+    from ..evaluation.runner import format_paired_comparison, paired_comparison
+    from ..utils.atomic import atomic_write_json
+
+    path = Path(args.results)
+    if args.results == "bundled":
+        from ..assets import bundled_models_dir
+
+        path = bundled_models_dir() / "benchmark" / "results.json"
+    if not path.is_file():
+        raise MMPhysInputError(f"{path}: no such results file; expected the results.json of `mmphys eval physics`")
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise MMPhysInputError(f"{path}: not valid JSON ({exc}); expected the results.json of `mmphys eval physics`") from exc
+    comparison = paired_comparison(results, args.model, args.reference, num_bootstrap=args.bootstrap)
+    print(format_paired_comparison(comparison, args.model, args.reference), end="")
+    if args.out:
+        atomic_write_json(args.out, {"model": args.model, "reference": args.reference, "metrics": comparison})
     return 0

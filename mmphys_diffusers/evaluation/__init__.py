@@ -26,6 +26,8 @@ from .public import PUBLIC_BENCHMARKS, check_judge, read_prompts_file, run_publi
 from .runner import (
     SIMULATOR_MODEL,
     SimulatorModel,
+    format_paired_comparison,
+    paired_comparison,
     VAERoundTrip,
     bootstrap_ci,
     evaluate_dataset,
@@ -44,6 +46,8 @@ __all__ = [
     "SIMULATOR_MODEL",
     "SceneInfo",
     "SimulatorModel",
+    "format_paired_comparison",
+    "paired_comparison",
     "VAERoundTrip",
     "VideoFeatureNet",
     "VideoFeatureNetConfig",

@@ -347,6 +347,62 @@ def _aggregate(rows: list[dict[str, Any]], labels: list[str], num_bootstrap: int
     return summary
 
 
+def paired_comparison(
+    results: Mapping[str, Any],
+    model: str,
+    reference: str,
+    metrics: Sequence[str] = tuple(METRIC_DIRECTIONS),
+    num_bootstrap: int = 1000,
+) -> dict[str, dict[str, Any]]:
+    """Per-metric difference `model` - `reference` over the videos both made for the same prompt and seed.
+
+    Pairing removes the prompt-to-prompt variance that dominates unpaired CIs. A metric counts as
+    ``"better"`` / ``"worse"`` only when the 95% bootstrap CI of the mean paired difference excludes 0
+    in the metric's direction (`METRIC_DIRECTIONS`), else ``"no difference"``.
+
+    Returns:
+        metric -> {"model", "reference" (means over the pairs), "difference", "ci95", "n", "verdict"}
+        (metrics without any defined pair are left out).
+    """
+    rows = results.get("per_video", [])
+    labels = {r["model"] for r in rows}
+    for name in (model, reference):
+        if name not in labels:
+            raise MMPhysInputError(f"model {name!r} is not in these results; expected one of {sorted(labels)}")
+    by_key = {(r["model"], r["scene"], r["seed"]): r for r in rows}
+    out: dict[str, dict[str, Any]] = {}
+    for metric in metrics:
+        pairs = []
+        for (label, scene, seed), row in by_key.items():
+            other = by_key.get((reference, scene, seed))
+            if label != model or other is None:
+                continue
+            a, b = row.get(metric), other.get(metric)
+            if a is not None and b is not None and np.isfinite(a) and np.isfinite(b):
+                pairs.append((float(a), float(b)))
+        if not pairs:
+            continue
+        diff = [a - b for a, b in pairs]
+        mean, low, high = bootstrap_ci(diff, num_bootstrap)
+        sign = 1.0 if METRIC_DIRECTIONS.get(metric, "higher") == "higher" else -1.0
+        verdict = "better" if sign * low > 0 and sign * high > 0 else "worse" if sign * low < 0 and sign * high < 0 else "no difference"
+        if low == high == 0.0:
+            verdict = "no difference"
+        out[metric] = {"model": float(np.mean([a for a, _ in pairs])), "reference": float(np.mean([b for _, b in pairs])),
+                       "difference": mean, "ci95": [low, high], "n": len(pairs), "verdict": verdict}
+    return out
+
+
+def format_paired_comparison(comparison: Mapping[str, Mapping[str, Any]], model: str, reference: str) -> str:
+    """Markdown table of `paired_comparison`."""
+    lines = [f"| metric | {model} | {reference} | {model} - {reference} [95% CI] | pairs | {model} is |", "|---|---|---|---|---|---|"]
+    for metric, c in comparison.items():
+        arrow = "↑" if METRIC_DIRECTIONS.get(metric, "higher") == "higher" else "↓"
+        lines.append(f"| {metric} ({arrow}) | {c['model']:.3g} | {c['reference']:.3g} | {c['difference']:+.3g} "
+                     f"[{c['ci95'][0]:+.3g}, {c['ci95'][1]:+.3g}] | {c['n']} | {c['verdict']} |")
+    return "\n".join(lines) + "\n"
+
+
 def format_markdown_table(results: Mapping[str, Any], metrics: Sequence[str] = TABLE_METRICS) -> str:
     """Markdown table: one row per model, ``mean [95% CI]`` per metric, plus seconds per video."""
     summary = results["summary"]
