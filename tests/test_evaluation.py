@@ -420,3 +420,10 @@ def test_paired_comparison_pairs_videos_by_prompt_and_seed(tmp_path, capsys):
     assert args.func(args) == 0
     assert "better" in capsys.readouterr().out
     assert json.loads((tmp_path / "c.json").read_text())["metrics"]["permanence"]["verdict"] == "better"
+
+
+def test_heldout_scenes_do_not_depend_on_the_order_families_are_listed():
+    """The recipe lists its families in its own order, `mmphys eval` in SCENE_FAMILIES order: same scenes."""
+    a = heldout_scenes(4, families=["free_fall", "projectile", "ramp", "collision"], num_frames=9, height=32, width=32)
+    b = heldout_scenes(4, families=["collision", "ramp", "projectile", "free_fall"], num_frames=9, height=32, width=32)
+    assert [(s.family, s.seed) for s in a] == [(s.family, s.seed) for s in b]

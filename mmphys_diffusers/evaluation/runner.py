@@ -97,7 +97,8 @@ def heldout_scenes(
     dataset_seed: int = HELDOUT_DATASET_SEED,
     exclude_seeds: Iterable[int] = (),
 ) -> list[HeldOutScene]:
-    """Simulate `num_prompts` held-out scenes, families round-robin, seeds disjoint from `exclude_seeds`.
+    """Simulate `num_prompts` held-out scenes, families round-robin (in `SCENE_FAMILIES` order, whatever
+    the order of `families`), seeds disjoint from `exclude_seeds`.
 
     Objects that never enter the reference clip's view are dropped from the scene
     (a model cannot be asked to show what the ground truth does not show).
@@ -110,6 +111,8 @@ def heldout_scenes(
     unknown = [f for f in families if f not in SCENE_FAMILIES]
     if unknown:
         raise MMPhysInputError(f"unknown scene family {unknown}; expected some of {list(SCENE_FAMILIES)}")
+    # canonical order: the same family set always gives the same scenes, however it was listed
+    families = [f for f in SCENE_FAMILIES if f in families]
     exclude = set(int(s) for s in exclude_seeds)
     scenes = []
     index = 0
