@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mmphys_diffusers.errors import MMPhysInputError
 from mmphys_diffusers.training.config import StudentTrainConfig, TeacherTrainConfig
 from mmphys_diffusers.training.student import train_student
 from mmphys_diffusers.training.teacher import train_teacher
@@ -303,3 +304,33 @@ def test_perception_codec_kwargs_reach_dataset_cache_key_and_output(world, tmp_p
     a, b = load_file(str(keys["narrow"] / clip)), load_file(str(keys["wide"] / clip))
     torch.testing.assert_close(a["rgb_latents"], b["rgb_latents"])  # same RGB ...
     assert (a["perception_latents"] - b["perception_latents"]).abs().max() > 1e-3  # ... other depth encoding
+
+
+def test_caption_dropout_swaps_in_the_empty_prompt(world, tmp_path):
+    """caption_dropout_prob: dropped samples get the empty prompt's embedding (guidance's unconditional
+    branch); at 0 nothing changes and no random number is drawn, so earlier runs keep their noise stream."""
+    from mmphys_diffusers.training.teacher import TeacherTrainer
+
+    common = dict(pretrained_model="tiny-wan", dataset=str(world / "main"), max_train_steps=1, checkpointing_steps=1,
+                  num_validation_videos=0, latent_cache_dir=str(tmp_path / "cache"), **FAST)
+    trainers = {}
+    for p in (0.0, 1.0):
+        trainers[p] = TeacherTrainer(TeacherTrainConfig(output_dir=str(tmp_path / f"p{p}"), caption_dropout_prob=p, **common))
+        trainers[p].train()
+    items = [trainers[0.0].train_dataset[i] for i in range(2)]
+    batch = {k: torch.stack([it[k] for it in items]) for k in ("rgb_latents", "perception_latents", "prompt_embeds")}
+
+    keep = trainers[0.0]
+    state = keep.rng.generator.get_state()
+    _, _, embeds = keep.latents_of(batch)
+    torch.testing.assert_close(embeds, batch["prompt_embeds"].to(embeds.dtype))
+    assert torch.equal(keep.rng.generator.get_state(), state)
+
+    drop = trainers[1.0]
+    _, _, embeds = drop.latents_of(batch)
+    empty = drop.empty_prompt_embeds(embeds.shape[1])
+    assert embeds.shape == batch["prompt_embeds"].shape
+    torch.testing.assert_close(embeds, empty.expand_as(embeds).to(embeds.dtype))
+    assert (embeds - batch["prompt_embeds"].to(embeds.dtype)).abs().max() > 1e-3  # the captions were not empty
+    with pytest.raises(MMPhysInputError, match="caption_dropout_prob"):
+        TeacherTrainConfig(caption_dropout_prob=1.5, **common).validate()

@@ -56,6 +56,9 @@ class TrainConfig:
     max_train_samples: int | None = None
     dataloader_num_workers: int = 0
     max_sequence_length: int | None = None  # text tokens; None: the backbone's default for this tokenizer
+    # Probability that a sample's prompt is replaced by the empty prompt (the unconditional branch that
+    # classifier-free guidance subtracts at inference); 0 trains a model that cannot use guidance > 1.
+    caption_dropout_prob: float = 0.0
     # Fixed perception-codec settings, cue -> codec kwargs (e.g. {"unified": {"near": 4.0, "far": 16.0}}).
     # Empty: the codec infers ranges per clip. A generative model needs ranges fixed per dataset, or a
     # generated perception video cannot be decoded; the kwargs are part of the latent-cache key and are
@@ -142,6 +145,8 @@ class TrainConfig:
             _positive_int(self.max_train_samples, "max_train_samples")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             raise MMPhysInputError(f"learning_rate={self.learning_rate!r}: expected a float > 0")
+        if not 0.0 <= float(self.caption_dropout_prob) <= 1.0:
+            raise MMPhysInputError(f"caption_dropout_prob={self.caption_dropout_prob!r}: expected a probability in [0, 1]")
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise MMPhysInputError(f"ema_decay={self.ema_decay!r}: expected a float in [0, 1)")
         if self.lora_rank and not self.lora_target_modules:

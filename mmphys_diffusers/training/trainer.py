@@ -316,7 +316,22 @@ class Trainer(ABC):
         if "rgb_latents" not in batch:
             batch = self._encode_pixels(batch)
         device, dtype = self.accelerator.device, self.weight_dtype
-        return tuple(batch[k].to(device, dtype) for k in ("rgb_latents", "perception_latents", "prompt_embeds"))  # type: ignore[return-value]
+        rgb, perception, embeds = (batch[k].to(device, dtype) for k in ("rgb_latents", "perception_latents", "prompt_embeds"))
+        if self.config.caption_dropout_prob > 0:  # no random draw otherwise: runs without dropout keep their stream
+            drop = self.uniform(embeds.shape[0]) < self.config.caption_dropout_prob
+            embeds = torch.where(drop[:, None, None], self.empty_prompt_embeds(embeds.shape[1]).to(device, dtype), embeds)
+        return rgb, perception, embeds
+
+    @torch.no_grad()
+    def empty_prompt_embeds(self, seq_len: int) -> torch.Tensor:
+        """Embedding of the empty prompt, ``[1, seq_len, D]`` (what guidance uses as the unconditional branch)."""
+        cached = self.__dict__.get("_empty_prompt_embeds")
+        if cached is None or cached.shape[1] != seq_len:
+            cached = self.adapter.encode_prompt(
+                self.pipe.text_encoder, self.pipe.tokenizer, [""], seq_len, device=self.accelerator.device, dtype=self.weight_dtype
+            ).float()
+            self.__dict__["_empty_prompt_embeds"] = cached
+        return cached
 
     def noise_like(self, x: torch.Tensor) -> torch.Tensor:
         return torch.randn(x.shape, generator=self.rng.generator, device=x.device, dtype=torch.float32).to(x.dtype)
