@@ -402,15 +402,23 @@ def test_paired_comparison_pairs_videos_by_prompt_and_seed(tmp_path, capsys):
     for scene in range(20):
         base = rng.uniform(0, 1)  # prompt difficulty varies a lot, the paired gap does not
         for seed in (0, 1):
-            rows.append({"model": "ref", "scene": f"s{scene}", "seed": seed, "permanence": base, "mse": base, "g_rel_error": None})
-            rows.append({"model": "new", "scene": f"s{scene}", "seed": seed, "permanence": base + 0.05, "mse": base, "g_rel_error": 0.1})
+            noise = rng.normal(0, 0.5)  # a lower-is-better metric whose paired gap straddles 0
+            rows.append({"model": "ref", "scene": f"s{scene}", "seed": seed, "permanence": base, "mse": base, "g_rel_error": None,
+                         "penetration_px": base, "vanish_events": 1.0})
+            rows.append({"model": "new", "scene": f"s{scene}", "seed": seed, "permanence": base + 0.05, "mse": base, "g_rel_error": 0.1,
+                         "penetration_px": base - 0.2, "vanish_events": 1.0 + noise})
     results = {"per_video": rows}
     comp = paired_comparison(results, "new", "ref", num_bootstrap=200)
     assert comp["permanence"]["verdict"] == "better" and comp["permanence"]["n"] == 40
     assert comp["permanence"]["difference"] == pytest.approx(0.05)
     assert comp["mse"]["verdict"] == "no difference"
+    assert comp["penetration_px"]["verdict"] == "better"  # lower is better, and it is lower
+    low, high = comp["vanish_events"]["ci95"]
+    assert low < 0 < high and comp["vanish_events"]["verdict"] == "no difference"
     assert "g_rel_error" not in comp  # no pair where both are defined
-    assert paired_comparison(results, "ref", "new", num_bootstrap=200)["permanence"]["verdict"] == "worse"
+    reverse = paired_comparison(results, "ref", "new", num_bootstrap=200)
+    assert reverse["permanence"]["verdict"] == "worse" and reverse["penetration_px"]["verdict"] == "worse"
+    assert reverse["vanish_events"]["verdict"] == "no difference"
     assert "| permanence (↑) | " in format_paired_comparison(comp, "new", "ref")
     with pytest.raises(MMPhysInputError, match="not in these results"):
         paired_comparison(results, "nope", "ref")

@@ -372,25 +372,20 @@ def paired_comparison(
     for name in (model, reference):
         if name not in labels:
             raise MMPhysInputError(f"model {name!r} is not in these results; expected one of {sorted(labels)}")
-    by_key = {(r["model"], r["scene"], r["seed"]): r for r in rows}
+    reference_rows = {(r["scene"], r["seed"]): r for r in rows if r["model"] == reference}
+    row_pairs = [(r, reference_rows[(r["scene"], r["seed"])]) for r in rows
+                 if r["model"] == model and (r["scene"], r["seed"]) in reference_rows]
     out: dict[str, dict[str, Any]] = {}
     for metric in metrics:
-        pairs = []
-        for (label, scene, seed), row in by_key.items():
-            other = by_key.get((reference, scene, seed))
-            if label != model or other is None:
-                continue
-            a, b = row.get(metric), other.get(metric)
-            if a is not None and b is not None and np.isfinite(a) and np.isfinite(b):
-                pairs.append((float(a), float(b)))
+        pairs = [(float(a[metric]), float(b[metric])) for a, b in row_pairs
+                 if a.get(metric) is not None and b.get(metric) is not None and np.isfinite(a[metric]) and np.isfinite(b[metric])]
         if not pairs:
             continue
-        diff = [a - b for a, b in pairs]
-        mean, low, high = bootstrap_ci(diff, num_bootstrap)
+        mean, low, high = bootstrap_ci([a - b for a, b in pairs], num_bootstrap)
+        # the CI in "improvement" units: positive means better in the metric's direction
         sign = 1.0 if METRIC_DIRECTIONS.get(metric, "higher") == "higher" else -1.0
-        verdict = "better" if sign * low > 0 and sign * high > 0 else "worse" if sign * low < 0 and sign * high < 0 else "no difference"
-        if low == high == 0.0:
-            verdict = "no difference"
+        gain_low, gain_high = sorted((sign * low, sign * high))
+        verdict = "better" if gain_low > 0 else "worse" if gain_high < 0 else "no difference"
         out[metric] = {"model": float(np.mean([a for a, _ in pairs])), "reference": float(np.mean([b for _, b in pairs])),
                        "difference": mean, "ci95": [low, high], "n": len(pairs), "verdict": verdict}
     return out
