@@ -145,8 +145,7 @@ class TrainConfig:
             _positive_int(self.max_train_samples, "max_train_samples")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             raise MMPhysInputError(f"learning_rate={self.learning_rate!r}: expected a float > 0")
-        if not 0.0 <= float(self.caption_dropout_prob) <= 1.0:
-            raise MMPhysInputError(f"caption_dropout_prob={self.caption_dropout_prob!r}: expected a probability in [0, 1]")
+        _probability(self.caption_dropout_prob, "caption_dropout_prob")
         if not 0.0 <= float(self.ema_decay) < 1.0:
             raise MMPhysInputError(f"ema_decay={self.ema_decay!r}: expected a float in [0, 1)")
         if self.lora_rank and not self.lora_target_modules:
@@ -189,8 +188,7 @@ class TeacherTrainConfig(TrainConfig):
 
     def validate(self) -> "TeacherTrainConfig":
         super().validate()
-        if not 0.0 <= float(self.stream_dropout_prob) <= 1.0:
-            raise MMPhysInputError(f"stream_dropout_prob={self.stream_dropout_prob!r}: expected a probability in [0, 1]")
+        _probability(self.stream_dropout_prob, "stream_dropout_prob")
         if float(self.perception_loss_weight) < 0:
             raise MMPhysInputError(f"perception_loss_weight={self.perception_loss_weight!r}: expected >= 0")
         return self
@@ -259,6 +257,11 @@ def _one_of(value: Any, allowed: Sequence[str], name: str) -> None:
 def _positive_int(value: Any, name: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise MMPhysInputError(f"{name}={value!r}: expected a positive int")
+
+
+def _probability(value: Any, name: str) -> None:
+    if not 0.0 <= float(value) <= 1.0:
+        raise MMPhysInputError(f"{name}={value!r}: expected a probability in [0, 1]")
 
 
 def _check_codec_kwargs(value: Any) -> None:
