@@ -9,6 +9,7 @@ from mmphys_diffusers.backbones import (
     CogVideoXAdapter,
     WanAdapter,
     build_byte_tokenizer,
+    build_word_tokenizer,
     get_backbone_adapter,
     load_base_pipeline,
     tiny_components,
@@ -150,6 +151,45 @@ def test_byte_tokenizer_any_caption_and_round_trip(tmp_path):
     tokenizer.save_pretrained(tmp_path)
     reloaded = type(tokenizer).from_pretrained(tmp_path)
     assert reloaded(caption).input_ids == ids and reloaded.pad_token_id == 0
+
+
+def test_word_tokenizer_one_token_per_word_unknown_words_and_round_trip(tmp_path):
+    from transformers import AutoTokenizer
+
+    tokenizer = build_word_tokenizer(["A red ball; two boxes (a green one) .", "blue"], model_max_length=12)
+    assert len(tokenizer) == 3 + len({"a", "red", "ball", ";", "two", "boxes", "(", "green", "one", ")", ".", "blue"})
+    # a run of punctuation is one piece, as in the Whitespace pre-tokenizer
+    assert tokenizer.convert_ids_to_tokens(tokenizer("one).").input_ids) == ["one", "<unk>", "</s>"]
+    ids = tokenizer("Two RED balls (a blue one)").input_ids
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    # lower-cased, punctuation split off, a word outside the vocabulary is <unk>, eos appended
+    assert tokens == ["two", "red", "<unk>", "(", "a", "blue", "one", ")", "</s>"]
+    # the colour is one token whose id depends on the colour alone
+    red, green = tokenizer("a red ball").input_ids, tokenizer("a green ball").input_ids
+    assert [i for i, (r, g) in enumerate(zip(red, green)) if r != g] == [1]
+    padded = tokenizer("a red ball", padding="max_length", max_length=12, truncation=True).input_ids
+    assert padded[:4] == red and set(padded[4:]) == {tokenizer.pad_token_id}
+    tokenizer.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert reloaded("Two RED balls (a blue one)").input_ids == ids and reloaded.model_max_length == 12
+    with pytest.raises(MMPhysInputError, match="vocabulary is empty"):
+        build_word_tokenizer(["  "])
+
+
+def test_wan_prompt_embeddings_see_a_colour_late_in_a_long_caption():
+    """With the word tokenizer a colour 20 words into a caption changes the text embeddings; the 16-byte
+    tokenizer the first bundled models used truncated it away (both prompts read "Two balls colli")."""
+    from mmphys_diffusers.simulation import caption_vocabulary
+
+    adapter = get_backbone_adapter("wan")
+    prompts = [f"Two balls collide: a red ball moves right into a {c} ball at rest." for c in ("blue", "green")]
+    word = build_word_tokenizer(caption_vocabulary(), model_max_length=32)
+    comps = tiny_components("tiny-wan", seed=0, text_encoder={"vocab_size": len(word)})
+    embeds = adapter.encode_prompt(comps["text_encoder"], word, prompts, adapter.default_sequence_length(comps["transformer"], word))
+    assert embeds.shape[1] == 32 and not torch.allclose(embeds[0], embeds[1])
+    byte = tiny_components("tiny-wan", seed=0)
+    embeds = adapter.encode_prompt(byte["text_encoder"], byte["tokenizer"], prompts, adapter.default_sequence_length(byte["transformer"], byte["tokenizer"]))
+    assert torch.equal(embeds[0], embeds[1])
 
 
 def test_tiny_components_seeded_and_load_base_pipeline(tmp_path):

@@ -260,6 +260,17 @@ def test_captions_describe_colours_counts_and_scene():
                 assert expected is None or expected in cap, cap
 
 
+def test_caption_vocabulary_covers_every_caption_the_grammar_writes():
+    """The word tokenizer's closed vocabulary: no generated caption may contain a word outside it."""
+    from mmphys_diffusers.backbones import caption_words
+    from mmphys_diffusers.simulation import caption_vocabulary
+
+    captions = [simulate_clip(family, seed=seed, num_frames=17, size=32).caption for family in SCENE_FAMILIES for seed in range(12)]
+    vocabulary = set(caption_vocabulary())
+    assert set(caption_words(captions)) <= vocabulary
+    assert {"red", "green", "two", "three", "ramp", "collide", "bounces"} <= vocabulary
+
+
 def test_simulate_clip_is_deterministic_and_seed_dependent():
     a, b = simulate_clip("multi_object", 7), simulate_clip("multi_object", 7)
     np.testing.assert_array_equal(a.rgb, b.rgb)

@@ -13,7 +13,7 @@ from typing import Any
 from ..errors import MMPhysInputError
 from .base import BackboneAdapter, available_backbones, get_backbone_adapter, register_backbone, registered_adapters
 from .cogvideox import CogVideoXAdapter
-from .tiny import build_byte_tokenizer
+from .tiny import build_byte_tokenizer, build_word_tokenizer, caption_words
 from .wan import WanAdapter
 
 TINY_CONFIG_NAMES = ("tiny-cogvideox", "tiny-wan")
@@ -55,6 +55,8 @@ __all__ = [
     "WanAdapter",
     "available_backbones",
     "build_byte_tokenizer",
+    "build_word_tokenizer",
+    "caption_words",
     "get_backbone_adapter",
     "load_base_pipeline",
     "register_backbone",

@@ -20,6 +20,22 @@ MIN_IMPACT_SPEED_M_S = 1.0
 STOP_SPEED_M_S = 0.3
 
 
+# Every fixed word of the templates below; `caption_vocabulary` adds colours, kinds and numbers.
+TEMPLATE_WORDS = (
+    "a an the and of in to at on onto into through toward then afterwards without is "
+    "drop drops fall falls lands bounces bouncing once twice times floor air arc view leaves thrown "
+    "left right collide approach each other moves moving slides sliding rolls rolling stops keeps back "
+    "heavier lighter rest down out ramp gentle steep objects passes front balls boxes ( ) , . : ;"
+).split()
+
+
+def caption_vocabulary() -> list[str]:
+    """Every word `caption_scene` can write (the closed vocabulary of a word-level tokenizer)."""
+    from .world import PALETTE
+
+    return sorted({*TEMPLATE_WORDS, *PALETTE, "ball", "box", *NUMBER_WORDS})
+
+
 def _number(n: int) -> str:
     return NUMBER_WORDS[n] if n < len(NUMBER_WORDS) else str(n)
 
