@@ -122,6 +122,26 @@ def test_bad_arguments_fail_clearly(models, tmp_path):
         _run(["a ball", "-o", str(tmp_path / "x.mp4"), "--model", str(tmp_path / "empty")])
 
 
+def test_generate_warns_about_words_and_tokens_the_model_cannot_read(models, tmp_path, capsys):
+    """Unknown words (word-level tokenizer) and tokens past the model's sequence length go to stderr."""
+    from mmphys_diffusers.backbones import build_word_tokenizer, tiny_components
+    from mmphys_diffusers.pipelines import MMPhysVideoPipeline
+
+    word = build_word_tokenizer(["a red ball drops onto the floor."], model_max_length=8)
+    comps = tiny_components("tiny-wan", seed=0, text_encoder={"vocab_size": len(word)})
+    comps["tokenizer"] = word
+    MMPhysVideoPipeline(**comps).save_pretrained(tmp_path / "word")
+    (tmp_path / "word" / "mmphys_recipe.json").write_text(json.dumps(RECIPE))
+    assert _run(["a red ball falls onto the floor", "-o", str(tmp_path / "w.mp4"), "--model", str(tmp_path / "word")]) == 0
+    err = capsys.readouterr().err
+    assert "read as <unk>: falls" in err and "tokens" not in err  # 7 words + eos fit in 8
+    assert _run(["a red ball drops onto the floor", "-o", str(tmp_path / "w.mp4"), "--model", str(tmp_path / "word")]) == 0
+    assert "warning" not in capsys.readouterr().err
+    # the tiny config's byte tokenizer reads 16 tokens: 15 bytes and eos
+    assert _run(["a red ball drops onto the floor", "-o", str(tmp_path / "b.mp4"), "--model", str(models / "student")]) == 0
+    assert "the prompt has 32 tokens and the model reads 16; it sees only: 'a red ball drop'" in capsys.readouterr().err
+
+
 def test_demo_generates_with_bundled_models(models, tmp_path, monkeypatch, capsys):
     from mmphys_diffusers.cli.main import main
     from mmphys_diffusers.utils.video_io import read_video

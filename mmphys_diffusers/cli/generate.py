@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,10 @@ def generate(
     from ..pipelines import MMPhysVideoPipeline, MMPhysVideoTeacherPipeline
 
     pipe = (MMPhysVideoTeacherPipeline if teacher else MMPhysVideoPipeline).from_pretrained(model).to(device)
+    from ..utils.prompts import prompt_warnings
+
+    for warning in prompt_warnings(pipe.tokenizer, prompt, pipe.backbone.default_sequence_length(pipe.transformer, pipe.tokenizer)):
+        print(f"mmphys generate: warning: {warning}", file=sys.stderr)
     height, width = size if size is not None else (defaults.get("height"), defaults.get("width"))
     kwargs: dict[str, Any] = {
         "num_frames": frames if frames is not None else defaults.get("num_frames"),
