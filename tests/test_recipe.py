@@ -176,6 +176,11 @@ def test_smoke_recipe_exports_three_loadable_models_with_cards(smoke_run):
         pipe = cls.from_pretrained(folder)
         # every model carries the VAE trained by the recipe, with its measured latent stats
         assert pipe.vae.config.latents_std == result["vae"]["latents_std"]
+        # and the preset's word-level tokenizer: a colour is one token, wherever it stands in the caption
+        assert pipe.tokenizer.convert_ids_to_tokens(pipe.tokenizer("a red ball").input_ids) == ["a", "red", "ball", "</s>"]
+        assert pipe.text_encoder.config.vocab_size == len(pipe.tokenizer)
+        assert pipe.tokenizer.model_max_length == preset["text_encoder"]["max_sequence_length"]
+        assert "word-level tokenizer" in card
     # baseline = the student trainer with alignment weight 0: the loss is the diffusion loss alone,
     # and it saw the same data / timesteps / noise as the student (same first-step diffusion loss)
     log = lambda kind: [json.loads(l) for l in (root / "run" / kind / "logs" / "training_log.jsonl").read_text().splitlines()]

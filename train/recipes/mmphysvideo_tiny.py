@@ -206,6 +206,47 @@ def _stage_vae(out: Path, preset: dict, seed: int, device: str) -> dict:
     return train_vae(config)
 
 
+def _text_components(out: Path, preset: dict) -> tuple[dict, Any]:
+    """(UMT5 config overrides, tokenizer or None for the tiny config's byte tokenizer) from the preset's
+    ``text_encoder`` block: ``{"tokenizer": "byte" | "word", "max_sequence_length": N, **UMT5 config}``.
+
+    ``word``: one token per word of the caption grammar plus the training captions, so a colour or a
+    count reaches the transformer as one embedding (a byte tokenizer spreads it over several tokens).
+    """
+    from mmphys_diffusers.backbones import build_word_tokenizer, caption_words
+    from mmphys_diffusers.data.manifest import read_manifest
+    from mmphys_diffusers.errors import MMPhysInputError
+    from mmphys_diffusers.simulation import caption_vocabulary
+
+    options = dict(preset.get("text_encoder", {}))
+    kind = options.pop("tokenizer", "byte")
+    max_length = options.pop("max_sequence_length", 64)
+    if kind == "byte":
+        return options, None
+    if kind != "word":
+        raise MMPhysInputError(f"preset text_encoder.tokenizer {kind!r}: expected 'byte' or 'word'")
+    captions = [record.caption for record in read_manifest(out / "data" / "train")]
+    tokenizer = build_word_tokenizer([*caption_vocabulary(), *captions], model_max_length=max_length)
+    longest = max(len(tokenizer(c).input_ids) for c in captions)
+    if longest > max_length:
+        raise MMPhysInputError(f"preset text_encoder.max_sequence_length {max_length}: the longest training caption has {longest} tokens")
+    unknown = sorted(set(caption_words(captions)) - set(caption_vocabulary()))
+    if unknown:
+        _log(f"base: training captions use words outside the caption grammar (added to the vocabulary): {unknown}")
+    return {**options, "vocab_size": len(tokenizer)}, tokenizer
+
+
+def describe_text_encoder(preset: dict) -> str:
+    """The model card's text-encoder line for `preset`."""
+    options = dict(preset.get("text_encoder", {}))
+    kind = options.pop("tokenizer", "byte")
+    width = options.get("d_model", 16)
+    if kind == "word":
+        return (f"a frozen random-init 1-layer UMT5 (width {width}, seed 0) over a word-level tokenizer whose vocabulary is "
+                f"the caption grammar (unknown words read as `<unk>`, {options.get('max_sequence_length', 64)} tokens at most)")
+    return f"a frozen random-init 1-layer UMT5 (width {width}, seed 0) over a byte-level tokenizer (16 bytes at most)"
+
+
 def _stage_base(out: Path, preset: dict, seed: int) -> None:
     """Trained VAE + tiny text encoder/tokenizer + fresh transformer + scheduler -> ``<out>/base``."""
     from diffusers import AutoencoderKLWan, WanPipeline
@@ -219,8 +260,11 @@ def _stage_base(out: Path, preset: dict, seed: int) -> None:
     vae = AutoencoderKLWan.from_pretrained(out / "vae")
     # the transformer works in the trained VAE's latent space
     transformer = {**preset.get("transformer", {}), "in_channels": vae.config.z_dim, "out_channels": vae.config.z_dim}
-    components = tiny_components("tiny-wan", seed=seed, transformer=transformer)
+    text_encoder, tokenizer = _text_components(out, preset)
+    components = tiny_components("tiny-wan", seed=seed, transformer=transformer, text_encoder=text_encoder)
     components["vae"] = vae
+    if tokenizer is not None:
+        components["tokenizer"] = tokenizer
     tmp = out / ".base.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     WanPipeline(**components).save_pretrained(tmp)
@@ -307,7 +351,7 @@ def _model_card(kind: str, info: dict) -> str:
         f"- perception cue: `{PERCEPTION_CUE}` with fixed codec settings {json.dumps(info['codec_kwargs'])}",
         f"- VAE: trained by `train/train_vae.py` for {info['vae']['global_step']} steps on RGB + pseudo-RGB; held-out PSNR "
         f"{json.dumps(info['vae'].get('psnr'))} dB",
-        "- text encoder: a frozen random-init 1-layer UMT5 (seed 0) over a byte-level tokenizer; prompts are read by",
+        f"- text encoder: {info.get('text_encoder', describe_text_encoder({}))}; prompts are read by",
         "  the transformer's cross-attention, which learns over these fixed features",
         f"- steps: {stage.get('global_step')}, batch {info['diffusion']['train_batch_size']}, lr {info['diffusion']['learning_rate']}"
         + (" (alignment weight 0: same data, steps, seed and noise as the student)" if kind == "baseline" else ""),
@@ -534,6 +578,7 @@ def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages:
             "data": {"train_clips": preset["train_clips"], "heldout_clips": preset["heldout_clips"], "families": preset["families"]},
             "vae": {k: vae_summary.get(k) for k in ("global_step", "psnr", "psnr_before", "train_seconds")},
             "diffusion": preset["diffusion"],
+            "text_encoder": describe_text_encoder(preset),
             "stages": {kind: {**_stage_metrics(out, kind), "wall_seconds": timings.get(kind)} for kind in MODEL_KINDS},
             "eval": eval_by_model,
             "hardware": hardware_summary(device),
