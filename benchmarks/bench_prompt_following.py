@@ -8,7 +8,8 @@ Two probes, written in the synthetic world's caption grammar (docs/simulation.md
 evaluation's palette colour detector (`detect_colours`, the same one behind "text adherence"):
 
 - colour: "A {colour} ball drops onto the floor and bounces once." for the 8 palette colours x seeds;
-  counts the videos where the named colour is detected, and where it is the only colour detected;
+  counts the videos where the named colour is detected, and where it is the only colour detected, against
+  what the same videos would score if the prompt were ignored (each video's colours scored against all 8);
 - count: "{N} balls, a {c1} one and a {c2} one, drop onto the floor; ..." for N = 1, 2, 3 x seeds;
   counts the videos whose detected object count equals N, and the mean detected count per N.
 
@@ -64,6 +65,9 @@ def probe_model(pipe, seeds, num_frames: int, size: int, steps: int, guidance: f
     return {
         "colour_present": sum(v["target"] in v["detected"] for v in colour),
         "colour_only": sum(set(v["detected"]) == {v["target"]} for v in colour),
+        # what a model with the same colour habits that ignored the prompt would score: each video's
+        # detected colours, scored against every palette colour as the target
+        "colour_prompt_blind": sum(len(v["detected"]) / len(palette()) for v in colour),
         "colour_videos": len(colour),
         "count_exact": sum(sum(v["detected"].values()) == v["target"] for v in count),
         "count_videos": len(count),
@@ -91,11 +95,12 @@ def main(argv=None) -> int:
         pipe.set_progress_bar_config(disable=True)
         results[label] = probe_model(pipe, args.seeds, args.num_frames, args.size, args.steps, args.guidance_scale)
     print(f"\n{len(args.seeds)} seeds, {args.steps} steps, guidance {args.guidance_scale}\n")
-    print("| model | named colour present | named colour only | object count exact | mean count for 1 / 2 / 3 |")
-    print("|---|---|---|---|---|")
+    print("| model | named colour present | same colours, prompt ignored | named colour only | object count exact | mean count for 1 / 2 / 3 |")
+    print("|---|---|---|---|---|---|")
     for label, r in results.items():
         means = " / ".join(f"{r['mean_count'][n]:.2f}" for n in (1, 2, 3))
-        print(f"| {label} | {r['colour_present']}/{r['colour_videos']} | {r['colour_only']}/{r['colour_videos']} "
+        print(f"| {label} | {r['colour_present']}/{r['colour_videos']} | {r['colour_prompt_blind']:.1f}/{r['colour_videos']} "
+              f"| {r['colour_only']}/{r['colour_videos']} "
               f"| {r['count_exact']}/{r['count_videos']} | {means} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
