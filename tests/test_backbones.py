@@ -87,11 +87,12 @@ def test_encode_decode_video_scaling_and_layout(tiny):
             expected = (raw - mean) / std
         assert torch.allclose(latents, expected, atol=1e-6)
         assert latents.shape == adapter.latent_shape(1, 9, 32, 32, vae, comps["transformer"])
-        # decode undoes the scaling: same pixels as decoding the raw posterior mode
+        # decode undoes the scaling: same pixels as decoding the raw posterior mode, up to the float
+        # rounding of (x - mean) / std * std + mean carried through the decoder (seen: 1e-5)
         decoded = adapter.decode_latents(vae, latents)
         reference = vae.decode(raw).sample
         assert decoded.shape == (1, 3, 9, 32, 32)
-        assert torch.allclose(decoded, reference, atol=1e-5)
+        assert torch.allclose(decoded, reference, atol=1e-4)
         sampled = adapter.encode_video(vae, video, generator=torch.Generator().manual_seed(1), sample=True)
         assert not torch.equal(sampled, latents)
     with pytest.raises(MMPhysInputError, match=r"video must be \[B,3,F,H,W\]"):
