@@ -144,6 +144,27 @@ def test_vae_foreground_weight_must_be_non_negative(sim_data):
         parse_vae_config(["--dataset", str(sim_data / "train"), "--foreground_weight", "-1"])
 
 
+def test_vae_max_train_clips_reads_only_the_first_clips(sim_data, tmp_path):
+    import shutil
+
+    from mmphys_diffusers.data import read_manifest
+    from mmphys_diffusers.training.vae import parse_vae_config, train_vae
+
+    # clip 1 is unreadable: a VAE limited to clip 0 must train (and compute its latent stats) without touching it
+    data = tmp_path / "train"
+    shutil.copytree(sim_data / "train", data)
+    second = read_manifest(data)[1]
+    for path in (data / "clips" / second.id).iterdir():
+        path.write_bytes(b"not a video")
+    summary = train_vae(_vae_config(sim_data, tmp_path / "vae", dataset=str(data), eval_dataset=None, max_train_steps=2,
+                                    train_batch_size=2, max_train_clips=1))
+    assert summary["global_step"] == 2 and summary["config"]["max_train_clips"] == 1
+    with pytest.raises(MMPhysInputError):  # the same run over every clip reaches the broken one
+        train_vae(_vae_config(sim_data, tmp_path / "vae-all", dataset=str(data), eval_dataset=None, max_train_steps=2, train_batch_size=4))
+    with pytest.raises(MMPhysInputError, match="max_train_clips"):
+        parse_vae_config(["--dataset", str(sim_data / "train"), "--max_train_clips", "0"])
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     recipe = _recipe_module()

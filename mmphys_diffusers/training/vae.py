@@ -76,6 +76,9 @@ class VAETrainConfig:
     checkpoints_total_limit: int | None = 2
     resume_from_checkpoint: str | None = None  # "latest" or a checkpoint folder
     num_stat_clips: int = 64  # clips used for the latent mean/std
+    # Train on the dataset's first N clips only (None: all). Lets a recipe grow its diffusion data while
+    # keeping the VAE of an earlier run: the simulator's clip i is the same whatever the dataset size.
+    max_train_clips: int | None = None
     max_eval_clips: int = 16
     dataloader_num_workers: int = 0
 
@@ -102,6 +105,8 @@ class VAETrainConfig:
         for name in ("train_batch_size", "max_train_steps", "checkpointing_steps", "num_stat_clips", "max_eval_clips"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise MMPhysInputError(f"{name}={getattr(self, name)!r}: expected a positive int")
+        if self.max_train_clips is not None and (not isinstance(self.max_train_clips, int) or self.max_train_clips < 1):
+            raise MMPhysInputError(f"max_train_clips={self.max_train_clips!r}: expected a positive int or None (all clips)")
         if not self.learning_rate > 0 or self.kl_weight < 0 or self.mse_weight < 0 or self.foreground_weight < 0:
             raise MMPhysInputError("learning_rate must be > 0; kl_weight, mse_weight and foreground_weight >= 0")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
@@ -341,7 +346,8 @@ def train_vae(config: VAETrainConfig, interrupt_after_step: int | None = None) -
     set_seed(cfg.seed, device_specific=False)
     if acc.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-    clips = VAEClips(cfg.dataset, cfg.cues, cfg.num_frames, cfg.height, cfg.width, cfg.frame_sampling, cfg.seed, cfg.codec_kwargs)
+    clips = VAEClips(cfg.dataset, cfg.cues, cfg.num_frames, cfg.height, cfg.width, cfg.frame_sampling, cfg.seed, cfg.codec_kwargs,
+                     max_clips=cfg.max_train_clips)
     eval_clips = (
         VAEClips(cfg.eval_dataset, cfg.cues, cfg.num_frames, cfg.height, cfg.width, "uniform", cfg.seed, cfg.codec_kwargs,
                  max_clips=cfg.max_eval_clips)
@@ -425,7 +431,8 @@ def train_vae(config: VAETrainConfig, interrupt_after_step: int | None = None) -
     summary: dict[str, Any] = {}
     if acc.is_main_process:
         vae = acc.unwrap_model(model).vae.float()
-        stats_clips = VAEClips(cfg.dataset, cfg.cues, cfg.num_frames, cfg.height, cfg.width, "uniform", cfg.seed, cfg.codec_kwargs)
+        stats_clips = VAEClips(cfg.dataset, cfg.cues, cfg.num_frames, cfg.height, cfg.width, "uniform", cfg.seed, cfg.codec_kwargs,
+                                max_clips=cfg.max_train_clips)
         mean, std = compute_latent_stats(vae, stats_clips, acc.device, cfg.num_stat_clips)
         apply_latent_stats(vae, mean, std)
         vae.save_pretrained(output_dir)

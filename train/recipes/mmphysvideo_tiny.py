@@ -320,6 +320,17 @@ def _stage_eval(out: Path, preset: dict, device: str, seed: int = 0) -> dict:
     )
 
 
+def _regularisers(kind: str, info: dict) -> str:
+    """The model card's note on EMA and caption dropout (empty when the preset uses neither)."""
+    options = {**info["diffusion"], **(info.get("teacher_options", {}) if kind == "teacher" else {})}
+    notes = []
+    if options.get("use_ema"):
+        notes.append(f"EMA {options.get('ema_decay', 0.999)} (the saved weights)")
+    if options.get("caption_dropout_prob"):
+        notes.append(f"caption dropout {options['caption_dropout_prob']}")
+    return ", " + ", ".join(notes) if notes else ""
+
+
 def _model_card(kind: str, info: dict) -> str:
     """README.md of an exported model: how exactly it was trained, and what it scores."""
     titles = {
@@ -349,11 +360,14 @@ def _model_card(kind: str, info: dict) -> str:
         f"- data: {info['data']['train_clips']} simulated clips ({', '.join(info['data']['families'])}), "
         f"{info['num_frames']} frames x {info['size']} x {info['size']} px, seed {info['seed']}",
         f"- perception cue: `{PERCEPTION_CUE}` with fixed codec settings {json.dumps(info['codec_kwargs'])}",
-        f"- VAE: trained by `train/train_vae.py` for {info['vae']['global_step']} steps on RGB + pseudo-RGB; held-out PSNR "
-        f"{json.dumps(info['vae'].get('psnr'))} dB",
+        f"- VAE: trained by `train/train_vae.py` for {info['vae']['global_step']} steps on RGB + pseudo-RGB"
+        + (f" of the first {info['vae']['train_clips']} clips" if info["vae"].get("train_clips") else "")
+        + f"; held-out PSNR {json.dumps(info['vae'].get('psnr'))} dB"
+        + (f" (stage output reused from {info['vae']['reused_from']})" if info["vae"].get("reused_from") else ""),
         f"- text encoder: {info.get('text_encoder', describe_text_encoder({}))}; prompts are read by",
         "  the transformer's cross-attention, which learns over these fixed features",
         f"- steps: {stage.get('global_step')}, batch {info['diffusion']['train_batch_size']}, lr {info['diffusion']['learning_rate']}"
+        + _regularisers(kind, info)
         + (" (alignment weight 0: same data, steps, seed and noise as the student)" if kind == "baseline" else ""),
         f"- training loss: first {stage.get('loss_first', float('nan')):.4f} -> last {stage.get('loss_last', float('nan')):.4f}",
         f"- hardware: {info['hardware']}",
@@ -576,8 +590,10 @@ def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages:
             "size": preset["size"],
             "codec_kwargs": codec_kwargs_for(preset["size"]),
             "data": {"train_clips": preset["train_clips"], "heldout_clips": preset["heldout_clips"], "families": preset["families"]},
-            "vae": {k: vae_summary.get(k) for k in ("global_step", "psnr", "psnr_before", "train_seconds")},
+            "vae": {**{k: vae_summary.get(k) for k in ("global_step", "psnr", "psnr_before", "train_seconds", "reused_from")},
+                    "train_clips": (vae_summary.get("config") or {}).get("max_train_clips")},
             "diffusion": preset["diffusion"],
+            "teacher_options": preset.get("teacher", {}),
             "text_encoder": describe_text_encoder(preset),
             "stages": {kind: {**_stage_metrics(out, kind), "wall_seconds": timings.get(kind)} for kind in MODEL_KINDS},
             "eval": eval_by_model,
