@@ -248,3 +248,27 @@ def test_model_cards_record_the_command_that_reproduces_the_whole_run():
     assert recipe.reproduce_command(["--stages=export", "--preset", "gpu", "--export", "/tmp/x"]) == (
         "python train/recipes/mmphysvideo_tiny.py --preset gpu"
     )
+
+
+def test_replicate_training_seed_retrains_baseline_and_student_and_compares(smoke_run, capsys):
+    spec = importlib.util.spec_from_file_location("replicate_training_seed", ROOT / "benchmarks" / "replicate_training_seed.py")
+    replicate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replicate)
+    recipe, root, _ = smoke_run
+    run = root / "run"
+    assert replicate.main(["--run", str(run), "--seed", "1"]) == 0
+    out = run / "replicates" / "seed-1"
+    log = lambda folder: [json.loads(l) for l in (folder / "logs" / "training_log.jsonl").read_text().splitlines()]
+    # same budget, another seed: other noise and timesteps, so another first-step loss than the seed-0 run
+    assert len(log(out / "baseline")) == len(log(run / "baseline"))
+    assert log(out / "baseline")[0]["loss"] != pytest.approx(log(run / "baseline")[0]["loss"], rel=1e-6)
+    # the replicate's baseline and student still share their seed's data, timesteps and noise
+    assert log(out / "baseline")[0]["loss_diffusion"] == pytest.approx(log(out / "student")[0]["loss_diffusion"], rel=1e-5)
+    compare = json.loads((out / "eval" / "compare.json").read_text())
+    assert compare["model"] == "student" and compare["reference"] == "baseline"
+    assert compare["metrics"]["permanence"]["n"] == 1  # smoke eval: one prompt x one seed
+    assert "permanence" in capsys.readouterr().out
+    # the teacher and data are the run's own, linked rather than retrained or copied
+    assert (out / "teacher").resolve() == (run / "teacher").resolve()
+    with pytest.raises(MMPhysInputError, match="recipe run"):
+        replicate.main(["--run", str(root / "export"), "--seed", "1"])

@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""Retrain a recipe run's baseline and student with another training seed, then compare them paired.
+
+    python benchmarks/replicate_training_seed.py --run outputs/mmphysvideo-tiny-cpu-1k --seed 1
+
+One training seed cannot tell a student-vs-baseline gap from run-to-run spread. This script reuses a
+finished recipe run's data, VAE, base pipeline, teacher and latent cache (linked, not copied), trains the
+baseline and the student again with `--seed` (data order, timesteps, noise and projector init change;
+the budget does not) into ``<run>/replicates/seed-<seed>/``, evaluates both on the recipe's held-out
+prompts and seeds, and prints the paired comparison (`mmphys eval compare`). Every stage resumes: run the
+same command again after an interruption.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ("data", "base", "teacher", "latent-cache")
+
+
+def _recipe():
+    spec = importlib.util.spec_from_file_location("mmphysvideo_tiny", ROOT / "train" / "recipes" / "mmphysvideo_tiny.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["mmphysvideo_tiny"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="a finished recipe --out folder (holds recipe_run.json and teacher/)")
+    parser.add_argument("--seed", type=int, required=True, help="the training seed of the replicate")
+    args = parser.parse_args(argv)
+
+    from mmphys_diffusers.errors import MMPhysInputError
+
+    recipe = _recipe()
+    run = Path(args.run)
+    run_file = run / "recipe_run.json"
+    missing = [name for name in SHARED if not (run / name).exists()]
+    if not run_file.is_file() or missing:
+        raise MMPhysInputError(f"--run {run}: expected a recipe run with recipe_run.json and {list(SHARED)}; missing {missing or ['recipe_run.json']}")
+    preset = json.loads(run_file.read_text())["preset"]
+    replicate = run / "replicates" / f"seed-{args.seed}"
+    replicate.mkdir(parents=True, exist_ok=True)
+    for name in SHARED:
+        link = replicate / name
+        if not link.exists():
+            os.symlink((run / name).resolve(), link)
+    for kind in ("baseline", "student"):
+        if (replicate / kind / "train_summary.json").is_file():
+            print(f"[replicate] {kind}: finished, skipped", flush=True)
+            continue
+        print(f"[replicate] {kind}: training with seed {args.seed} -> {replicate / kind}", flush=True)
+        recipe._train_stage(kind, replicate, preset, seed=args.seed)
+
+    from mmphys_diffusers.cli.main import main as mmphys
+
+    results = replicate / "eval" / "results.json"
+    if not results.is_file():
+        settings = preset["eval"]
+        rc = mmphys([
+            "eval", "physics", "--model", f"baseline={replicate / 'baseline'}", "--model", f"student={replicate / 'student'}",
+            "--num-prompts", str(settings["num_prompts"]), "--seeds", *map(str, settings["seeds"]),
+            "--steps", str(settings["num_inference_steps"]), "--guidance-scale", str(preset["generate"]["guidance_scale"]),
+            "--frames", str(preset["num_frames"]), "--height", str(preset["size"]), "--width", str(preset["size"]),
+            "--out", str(replicate / "eval"),
+        ])
+        if rc:
+            return rc
+    return mmphys(["eval", "compare", str(results), "--model", "student", "--reference", "baseline",
+                   "--out", str(replicate / "eval" / "compare.json")])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
