@@ -46,6 +46,8 @@ def main(argv=None) -> int:
     missing = [name for name in SHARED if not (run / name).exists()]
     if not run_file.is_file() or missing:
         raise MMPhysInputError(f"--run {run}: expected a recipe run with recipe_run.json and {list(SHARED)}; missing {missing or ['recipe_run.json']}")
+    if not (run / "teacher" / "train_summary.json").is_file():
+        raise MMPhysInputError(f"--run {run}: its teacher has not finished training (no teacher/train_summary.json); finish the recipe first")
     preset = json.loads(run_file.read_text())["preset"]
     replicate = run / "replicates" / f"seed-{args.seed}"
     replicate.mkdir(parents=True, exist_ok=True)
