@@ -256,7 +256,10 @@ def test_replicate_training_seed_retrains_baseline_and_student_and_compares(smok
     spec.loader.exec_module(replicate)
     recipe, root, _ = smoke_run
     run = root / "run"
+    caches_before = sorted(p.name for p in (run / "latent-cache").iterdir())
     assert replicate.main(["--run", str(run), "--seed", "1"]) == 0
+    # the linked base is the run's own folder, so the replicate reuses the run's latent cache
+    assert sorted(p.name for p in (run / "latent-cache").iterdir()) == caches_before
     out = run / "replicates" / "seed-1"
     log = lambda folder: [json.loads(l) for l in (folder / "logs" / "training_log.jsonl").read_text().splitlines()]
     # same budget, another seed: other noise and timesteps, so another first-step loss than the seed-0 run

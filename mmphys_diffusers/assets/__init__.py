@@ -19,7 +19,7 @@ from ..errors import MMPhysInputError
 BUNDLED_MODEL_KINDS = ("student", "teacher", "baseline")
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent / "mmphysvideo-tiny"
 BUNDLED_MODELS_ENV = "MMPHYS_BUNDLED_MODELS"
-RECIPE_COMMAND = "python train/recipes/mmphysvideo_tiny.py --preset gpu  (or --preset cpu; see docs/mmphysvideo_tiny.md)"
+RECIPE_COMMAND = "python train/recipes/mmphysvideo_tiny.py --preset cpu-1k  (or --preset gpu on a GPU; see docs/mmphysvideo_tiny.md)"
 
 
 def bundled_models_dir() -> Path:

@@ -276,7 +276,8 @@ class Trainer(ABC):
         """What the cached latents depend on (hashed into the cache key); call after `setup`."""
         cfg = self.config
         info: dict[str, Any] = {
-            "pretrained_model": str(cfg.pretrained_model),
+            # a local folder by its real path: the same base reached through a symlink shares the cache
+            "pretrained_model": str(Path(cfg.pretrained_model).resolve()) if Path(cfg.pretrained_model).is_dir() else str(cfg.pretrained_model),
             "revision": cfg.revision,
             "dataset": str(Path(cfg.dataset).resolve()),
             "cue": cfg.perception_cue,

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """MMPhysVideo-Tiny: the whole recipe, from an empty folder to bundled models, in one resumable command.
 
-    python train/recipes/mmphysvideo_tiny.py --preset gpu            # the bundled models (one GPU)
-    python train/recipes/mmphysvideo_tiny.py --preset cpu --out outputs/mmphysvideo-tiny-cpu
+    python train/recipes/mmphysvideo_tiny.py --preset cpu-1k --out outputs/mmphysvideo-tiny-cpu-1k   # the bundled models (2 CPU cores)
+    python train/recipes/mmphysvideo_tiny.py --preset gpu            # the larger recipe (one GPU)
     python train/recipes/mmphysvideo_tiny.py --preset smoke --out /tmp/smoke --export /tmp/smoke/export
 
 Stages (each skipped when its output is complete, resumed from its latest checkpoint otherwise,
