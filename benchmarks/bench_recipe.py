@@ -25,7 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _recipe():
+def load_recipe_module():
+    """`train/recipes/mmphysvideo_tiny.py` as a module (train/ is not a package)."""
     spec = importlib.util.spec_from_file_location("mmphysvideo_tiny", ROOT / "train" / "recipes" / "mmphysvideo_tiny.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["mmphysvideo_tiny"] = module
@@ -44,7 +45,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    recipe = _recipe()
+    recipe = load_recipe_module()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     hardware = recipe.hardware_summary(device)
     full = recipe.load_preset(args.preset)

@@ -14,22 +14,15 @@ same command again after an interruption.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_recipe import load_recipe_module  # noqa: E402  (the one loader of the recipe script)
+
 SHARED = ("data", "base", "teacher", "latent-cache")
-
-
-def _recipe():
-    spec = importlib.util.spec_from_file_location("mmphysvideo_tiny", ROOT / "train" / "recipes" / "mmphysvideo_tiny.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["mmphysvideo_tiny"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def main(argv=None) -> int:
@@ -40,7 +33,7 @@ def main(argv=None) -> int:
 
     from mmphys_diffusers.errors import MMPhysInputError
 
-    recipe = _recipe()
+    recipe = load_recipe_module()
     run = Path(args.run)
     run_file = run / "recipe_run.json"
     missing = [name for name in SHARED if not (run / name).exists()]
