@@ -165,6 +165,37 @@ def test_vae_max_train_clips_reads_only_the_first_clips(sim_data, tmp_path):
         parse_vae_config(["--dataset", str(sim_data / "train"), "--max_train_clips", "0"])
 
 
+def test_vae_trains_on_random_windows_and_evaluates_whole_clips(sim_data, tmp_path):
+    import numpy as np
+
+    from mmphys_diffusers.training.vae import VAEClips, parse_vae_config, train_vae
+
+    # the windows are contiguous, differ between epochs, and the object masks follow the same window
+    windows = VAEClips(sim_data / "train", ["unified"], 5, 32, 32, frame_sampling="random", codec_kwargs=CODEC)
+    whole = VAEClips(sim_data / "train", ["unified"], 9, 32, 32, frame_sampling="first", codec_kwargs=CODEC)
+    full_rgb, full_fg = whole.clip_videos(0)["rgb"], whole.foreground(0)
+    starts = set()
+    for epoch in range(6):
+        windows.set_epoch(epoch)
+        item = windows[0]
+        assert item["video"].shape == (3, 5, 32, 32) and item["foreground"].shape == (1, 5, 32, 32)
+        start = [s for s in range(5) if torch.equal(full_rgb[:, s:s + 5], item["video"])]
+        assert len(start) >= 1 and torch.equal(full_fg[:, start[0]:start[0] + 5], item["foreground"])
+        starts.add(start[0])
+    assert len(starts) > 1
+
+    summary = train_vae(_vae_config(sim_data, tmp_path / "vae", vae_config={"base_dim": 8}, train_num_frames=5,
+                                    lr_scheduler="cosine", lr_warmup_steps=2, max_train_steps=6, checkpointing_steps=3))
+    assert summary["global_step"] == 6 and summary["config"]["train_num_frames"] == 5
+    assert all(np.isfinite(v) for v in summary["psnr"].values())  # held-out PSNR on whole 9-frame clips
+    with pytest.raises(MMPhysInputError, match="train_num_frames"):
+        parse_vae_config(["--dataset", str(sim_data / "train"), "--num_frames", "9", "--train_num_frames", "13"])
+    with pytest.raises(MMPhysInputError, match="train_num_frames"):
+        parse_vae_config(["--dataset", str(sim_data / "train"), "--train_num_frames", "6"])
+    with pytest.raises(MMPhysInputError, match="lr_scheduler"):
+        parse_vae_config(["--dataset", str(sim_data / "train"), "--lr_scheduler", "sometimes"])
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     recipe = _recipe_module()

@@ -79,6 +79,11 @@ class VAETrainConfig:
     # Train on the dataset's first N clips only (None: all). Lets a recipe grow its diffusion data while
     # keeping the VAE of an earlier run: the simulator's clip i is the same whatever the dataset size.
     max_train_clips: int | None = None
+    # Train on random contiguous windows of this many frames (4k+1) instead of whole clips: a 9-frame
+    # window costs about half a 17-frame clip per step and still spans a full causal chunk after the
+    # first frame. Held-out PSNR and the latent stats always use whole `num_frames` clips. None: whole clips.
+    train_num_frames: int | None = None
+    lr_scheduler: str = "constant_with_warmup"  # any diffusers `get_scheduler` name, e.g. "cosine"
     max_eval_clips: int = 16
     dataloader_num_workers: int = 0
 
@@ -107,6 +112,18 @@ class VAETrainConfig:
                 raise MMPhysInputError(f"{name}={getattr(self, name)!r}: expected a positive int")
         if self.max_train_clips is not None and (not isinstance(self.max_train_clips, int) or self.max_train_clips < 1):
             raise MMPhysInputError(f"max_train_clips={self.max_train_clips!r}: expected a positive int or None (all clips)")
+        if self.train_num_frames is not None and (
+            not isinstance(self.train_num_frames, int) or self.train_num_frames < 1 or (self.train_num_frames - 1) % 4
+            or self.train_num_frames > self.num_frames
+        ):
+            raise MMPhysInputError(
+                f"train_num_frames={self.train_num_frames!r}: expected None (whole clips) or 4k+1 frames "
+                f"(5, 9, 13, ...) no longer than num_frames={self.num_frames}"
+            )
+        from diffusers.optimization import SchedulerType
+
+        if self.lr_scheduler not in [t.value for t in SchedulerType]:
+            raise MMPhysInputError(f"lr_scheduler={self.lr_scheduler!r}: expected one of {[t.value for t in SchedulerType]}")
         if not self.learning_rate > 0 or self.kl_weight < 0 or self.mse_weight < 0 or self.foreground_weight < 0:
             raise MMPhysInputError("learning_rate must be > 0; kl_weight, mse_weight and foreground_weight >= 0")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
@@ -346,8 +363,8 @@ def train_vae(config: VAETrainConfig, interrupt_after_step: int | None = None) -
     set_seed(cfg.seed, device_specific=False)
     if acc.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-    clips = VAEClips(cfg.dataset, cfg.cues, cfg.num_frames, cfg.height, cfg.width, cfg.frame_sampling, cfg.seed, cfg.codec_kwargs,
-                     max_clips=cfg.max_train_clips)
+    clips = VAEClips(cfg.dataset, cfg.cues, cfg.train_num_frames or cfg.num_frames, cfg.height, cfg.width,
+                     "random" if cfg.train_num_frames else cfg.frame_sampling, cfg.seed, cfg.codec_kwargs, max_clips=cfg.max_train_clips)
     eval_clips = (
         VAEClips(cfg.eval_dataset, cfg.cues, cfg.num_frames, cfg.height, cfg.width, "uniform", cfg.seed, cfg.codec_kwargs,
                  max_clips=cfg.max_eval_clips)
@@ -362,7 +379,8 @@ def train_vae(config: VAETrainConfig, interrupt_after_step: int | None = None) -
     loader = torch.utils.data.DataLoader(clips, batch_size=cfg.train_batch_size, sampler=sampler, collate_fn=_collate,
                                          num_workers=cfg.dataloader_num_workers, drop_last=len(clips) >= cfg.train_batch_size)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay, betas=(0.9, 0.99))
-    lr_scheduler = get_scheduler("constant_with_warmup", optimizer=optimizer, num_warmup_steps=cfg.lr_warmup_steps * acc.num_processes)
+    lr_scheduler = get_scheduler(cfg.lr_scheduler, optimizer=optimizer, num_warmup_steps=cfg.lr_warmup_steps * acc.num_processes,
+                                 num_training_steps=cfg.max_train_steps * acc.num_processes)
     model, optimizer, loader, lr_scheduler = acc.prepare(VAEWithPosterior(vae), optimizer, loader, lr_scheduler)
     rng = GeneratorState(cfg.seed * 7919 + acc.process_index, acc.device)
     acc.register_for_checkpointing(rng)

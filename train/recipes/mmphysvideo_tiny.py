@@ -362,6 +362,7 @@ def _model_card(kind: str, info: dict) -> str:
         f"- perception cue: `{PERCEPTION_CUE}` with fixed codec settings {json.dumps(info['codec_kwargs'])}",
         f"- VAE: trained by `train/train_vae.py` for {info['vae']['global_step']} steps on RGB + pseudo-RGB"
         + (f" of the first {info['vae']['train_clips']} clips" if info["vae"].get("train_clips") else "")
+        + (f", in random {info['vae']['train_num_frames']}-frame windows" if info["vae"].get("train_num_frames") else "")
         + f"; held-out PSNR {json.dumps(info['vae'].get('psnr'))} dB"
         + (f" (stage output reused from {info['vae']['reused_from']})" if info["vae"].get("reused_from") else ""),
         f"- text encoder: {info.get('text_encoder', describe_text_encoder({}))}; prompts are read by",
@@ -591,7 +592,8 @@ def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages:
             "codec_kwargs": codec_kwargs_for(preset["size"]),
             "data": {"train_clips": preset["train_clips"], "heldout_clips": preset["heldout_clips"], "families": preset["families"]},
             "vae": {**{k: vae_summary.get(k) for k in ("global_step", "psnr", "psnr_before", "train_seconds", "reused_from")},
-                    "train_clips": (vae_summary.get("config") or {}).get("max_train_clips")},
+                    "train_clips": (vae_summary.get("config") or {}).get("max_train_clips"),
+                    "train_num_frames": (vae_summary.get("config") or {}).get("train_num_frames")},
             "diffusion": preset["diffusion"],
             "teacher_options": preset.get("teacher", {}),
             "text_encoder": describe_text_encoder(preset),
