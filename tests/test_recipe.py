@@ -196,6 +196,28 @@ def test_vae_trains_on_random_windows_and_evaluates_whole_clips(sim_data, tmp_pa
         parse_vae_config(["--dataset", str(sim_data / "train"), "--lr_scheduler", "sometimes"])
 
 
+def test_recipe_vae_stage_trains_windows_then_fine_tunes_on_whole_clips(sim_data, tmp_path):
+    import shutil
+
+    recipe = _recipe_module()
+    out = tmp_path / "run"
+    shutil.copytree(sim_data, out / "data")
+    preset = {"size": 32, "num_frames": 9, "vae": {
+        "max_train_steps": 2, "train_batch_size": 2, "checkpointing_steps": 2, "vae_config": {"base_dim": 8},
+        "train_num_frames": 5, "whole_clip_finetune": {"max_train_steps": 3, "learning_rate": 1e-4}}}
+    summary = recipe._stage_vae(out, preset, seed=0, device="cpu")
+    windows = json.loads((out / "vae-windows" / "vae_summary.json").read_text())
+    assert windows["config"]["train_num_frames"] == 5 and windows["global_step"] == 2
+    assert summary["global_step"] == 3 and summary["config"]["train_num_frames"] is None
+    assert summary["config"]["base_vae"] == str(out / "vae-windows") and summary["config"]["learning_rate"] == 1e-4
+    assert summary["config"]["train_batch_size"] == 2  # the block's settings carry over to the fine-tune
+    # the fine-tune starts from the windowed VAE: its PSNR before training is the first phase's final PSNR
+    assert summary["psnr_before"] == windows["psnr"]
+    assert recipe._windows_phase(out)["global_step"] == 2
+    assert recipe._stage_vae(out, preset, seed=0, device="cpu") == summary  # finished: skipped
+    assert recipe._windows_phase(tmp_path / "elsewhere") is None
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     recipe = _recipe_module()

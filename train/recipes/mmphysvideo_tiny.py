@@ -181,6 +181,10 @@ def _stage_data(out: Path, preset: dict, seed: int) -> None:
 
 
 def _stage_vae(out: Path, preset: dict, seed: int, device: str) -> dict:
+    """Train the VAE into ``vae/``. With ``whole_clip_finetune`` in the preset's ``vae`` block, the block first
+    trains into ``vae-windows/`` (typically on short windows, ``train_num_frames``), then the fine-tune
+    continues from there on whole clips into ``vae/``: a windowed VAE alone degrades on the frames past its
+    window (docs/mmphysvideo_tiny.md). Each phase resumes from its own checkpoints."""
     from mmphys_diffusers.training.vae import VAE_SUMMARY_NAME, VAETrainConfig, train_vae
 
     vae_dir = out / "vae"
@@ -188,11 +192,10 @@ def _stage_vae(out: Path, preset: dict, seed: int, device: str) -> dict:
         _log("vae: finished, skipped")
         return json.loads((vae_dir / VAE_SUMMARY_NAME).read_text())
     options = dict(preset["vae"])
-    config = VAETrainConfig(
+    finetune = options.pop("whole_clip_finetune", None)
+    common = dict(
         dataset=str(out / "data" / "train"),
         eval_dataset=str(out / "data" / "heldout"),
-        output_dir=str(vae_dir),
-        base_vae="tiny-wan",
         cues=[PERCEPTION_CUE],
         codec_kwargs={PERCEPTION_CUE: codec_kwargs_for(preset["size"])},
         num_frames=preset["num_frames"],
@@ -200,10 +203,31 @@ def _stage_vae(out: Path, preset: dict, seed: int, device: str) -> dict:
         width=preset["size"],
         seed=seed,
         resume_from_checkpoint="latest",
-        **options,
     )
-    _log(f"vae: training {config.max_train_steps} steps -> {vae_dir}")
+    first_dir = out / "vae-windows" if finetune else vae_dir
+    if (first_dir / VAE_SUMMARY_NAME).is_file():
+        _log(f"vae: {first_dir.name} finished, skipped")
+    else:
+        config = VAETrainConfig(output_dir=str(first_dir), base_vae="tiny-wan", **common, **options)
+        _log(f"vae: training {config.max_train_steps} steps -> {first_dir}")
+        summary = train_vae(config)
+        if not finetune:
+            return summary
+    # the fine-tune keeps the block's data and loss settings, on whole clips, with its own overrides
+    keep = {k: v for k, v in options.items() if k not in ("vae_config", "train_num_frames")}
+    config = VAETrainConfig(output_dir=str(vae_dir), base_vae=str(first_dir), **common, **{**keep, **finetune})
+    _log(f"vae: whole-clip fine-tune, {config.max_train_steps} steps from {first_dir} -> {vae_dir}")
     return train_vae(config)
+
+
+def _windows_phase(out: Path) -> dict | None:
+    """The first VAE phase of a ``whole_clip_finetune`` preset (steps, window, time, PSNR), or None."""
+    path = out / "vae-windows" / "vae_summary.json"
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    return {"global_step": summary.get("global_step"), "train_num_frames": (summary.get("config") or {}).get("train_num_frames"),
+            "train_seconds": summary.get("train_seconds"), "psnr": summary.get("psnr")}
 
 
 def _text_components(out: Path, preset: dict) -> tuple[dict, Any]:
@@ -363,6 +387,8 @@ def _model_card(kind: str, info: dict) -> str:
         f"- VAE: trained by `train/train_vae.py` for {info['vae']['global_step']} steps on RGB + pseudo-RGB"
         + (f" of the first {info['vae']['train_clips']} clips" if info["vae"].get("train_clips") else "")
         + (f", in random {info['vae']['train_num_frames']}-frame windows" if info["vae"].get("train_num_frames") else "")
+        + (f", after {info['vae']['windows']['global_step']} steps on random {info['vae']['windows']['train_num_frames']}-frame windows"
+           if info["vae"].get("windows") else "")
         + f"; held-out PSNR {json.dumps(info['vae'].get('psnr'))} dB"
         + (f" (stage output reused from {info['vae']['reused_from']})" if info["vae"].get("reused_from") else ""),
         f"- text encoder: {info.get('text_encoder', describe_text_encoder({}))}; prompts are read by",
@@ -593,7 +619,8 @@ def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages:
             "data": {"train_clips": preset["train_clips"], "heldout_clips": preset["heldout_clips"], "families": preset["families"]},
             "vae": {**{k: vae_summary.get(k) for k in ("global_step", "psnr", "psnr_before", "train_seconds", "reused_from")},
                     "train_clips": (vae_summary.get("config") or {}).get("max_train_clips"),
-                    "train_num_frames": (vae_summary.get("config") or {}).get("train_num_frames")},
+                    "train_num_frames": (vae_summary.get("config") or {}).get("train_num_frames"),
+                    "windows": _windows_phase(out)},
             "diffusion": preset["diffusion"],
             "teacher_options": preset.get("teacher", {}),
             "text_encoder": describe_text_encoder(preset),
