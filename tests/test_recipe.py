@@ -168,7 +168,7 @@ def test_vae_max_train_clips_reads_only_the_first_clips(sim_data, tmp_path):
 def test_vae_trains_on_random_windows_and_evaluates_whole_clips(sim_data, tmp_path):
     import numpy as np
 
-    from mmphys_diffusers.training.vae import VAEClips, parse_vae_config, train_vae
+    from mmphys_diffusers.training.vae import VAEClips, build_vae, evaluate_psnr, evaluate_psnr_per_frame, parse_vae_config, train_vae
 
     # the windows are contiguous, differ between epochs, and the object masks follow the same window
     windows = VAEClips(sim_data / "train", ["unified"], 5, 32, 32, frame_sampling="random", codec_kwargs=CODEC)
@@ -188,6 +188,15 @@ def test_vae_trains_on_random_windows_and_evaluates_whole_clips(sim_data, tmp_pa
                                     lr_scheduler="cosine", lr_warmup_steps=2, max_train_steps=6, checkpointing_steps=3))
     assert summary["global_step"] == 6 and summary["config"]["train_num_frames"] == 5
     assert all(np.isfinite(v) for v in summary["psnr"].values())  # held-out PSNR on whole 9-frame clips
+    # per-frame PSNR: one value per frame; on one clip their mean MSE is the clip's MSE
+    vae = build_vae(str(tmp_path / "vae"))
+    heldout = VAEClips(sim_data / "heldout", ["unified"], 9, 32, 32, codec_kwargs=CODEC, max_clips=1)
+    per_frame = evaluate_psnr_per_frame(vae, heldout)
+    whole = evaluate_psnr(vae, heldout)
+    for modality, values in per_frame.items():
+        assert len(values) == 9
+        pooled = 10 * np.log10(1 / np.mean([10 ** (-v / 10) for v in values]))
+        assert abs(pooled - whole[modality]) < 0.05
     with pytest.raises(MMPhysInputError, match="train_num_frames"):
         parse_vae_config(["--dataset", str(sim_data / "train"), "--num_frames", "9", "--train_num_frames", "13"])
     with pytest.raises(MMPhysInputError, match="train_num_frames"):

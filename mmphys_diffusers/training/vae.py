@@ -301,6 +301,27 @@ def evaluate_psnr(vae: nn.Module, clips: VAEClips, device: torch.device | str = 
 
 
 @torch.no_grad()
+@torch.no_grad()
+def evaluate_psnr_per_frame(vae: nn.Module, clips: VAEClips, device: torch.device | str = "cpu", max_clips: int | None = None) -> dict[str, list[float]]:
+    """Reconstruction PSNR (dB, posterior mode) of each frame index per modality: ``{modality: [F]}``.
+
+    Each frame's PSNR comes from its MSE averaged over the first `max_clips` clips. It shows where in a clip
+    a causal video VAE loses quality, e.g. past the window length it was trained on.
+    """
+    was_training = vae.training
+    vae.eval()
+    n = min(clips.num_clips, max_clips or clips.num_clips)
+    sums: dict[str, torch.Tensor] = {}
+    for i in range(n):
+        for modality, video in clips.clip_videos(i).items():
+            video = video[None].to(device, vae.dtype)
+            recon, _ = reconstruct(vae, video)
+            mse = ((recon.float().clamp(-1, 1) - video.float()) / 2).pow(2).mean(dim=(0, 1, 3, 4)).cpu()
+            sums[modality] = sums.get(modality, 0) + mse
+    vae.train(was_training)
+    return {m: [round(float(10.0 * torch.log10(1.0 / (v / n).clamp_min(1e-10))), 2) for v in total] for m, total in sums.items()}
+
+
 def compute_latent_stats(vae: nn.Module, clips: VAEClips, device: torch.device | str = "cpu", max_clips: int = 64) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of the posterior means of `max_clips` clips (every modality pooled)."""
     vae.eval()
