@@ -278,50 +278,55 @@ class VAEWithPosterior(nn.Module):
         return recon, posterior.mean, posterior.logvar
 
 
-def psnr(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """PSNR (dB) per sample of videos in [-1, 1], measured on the [0, 1] scale."""
-    mse = ((recon.float().clamp(-1, 1) - target.float()) / 2).pow(2).flatten(1).mean(1)
+def _squared_error(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-element squared error of videos in [-1, 1], measured on the [0, 1] scale."""
+    return ((recon.float().clamp(-1, 1) - target.float()) / 2).pow(2)
+
+
+def _psnr_of_mse(mse: torch.Tensor) -> torch.Tensor:
+    """PSNR (dB) of an MSE measured on the [0, 1] scale."""
     return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
 
 
 @torch.no_grad()
-def evaluate_psnr(vae: nn.Module, clips: VAEClips, device: torch.device | str = "cpu", max_clips: int | None = None) -> dict[str, float]:
-    """Mean reconstruction PSNR (dB, posterior mode) per modality over the first `max_clips` clips."""
+def _reconstruction_errors(vae: nn.Module, clips: VAEClips, device: torch.device | str, max_clips: int | None):
+    """Yield ``(modality, squared error [1, 3, F, H, W])`` of each of the first `max_clips` clips (posterior
+    mode, eval mode; the VAE's train/eval mode is restored afterwards)."""
     was_training = vae.training
     vae.eval()
+    try:
+        for i in range(min(clips.num_clips, max_clips or clips.num_clips)):
+            for modality, video in clips.clip_videos(i).items():
+                video = video[None].to(device, vae.dtype)
+                recon, _ = reconstruct(vae, video)
+                yield modality, _squared_error(recon, video)
+    finally:
+        vae.train(was_training)
+
+
+def evaluate_psnr(vae: nn.Module, clips: VAEClips, device: torch.device | str = "cpu", max_clips: int | None = None) -> dict[str, float]:
+    """Mean reconstruction PSNR (dB, posterior mode) per modality over the first `max_clips` clips."""
     scores: dict[str, list[float]] = {m: [] for m in clips.modalities}
-    n = min(clips.num_clips, max_clips or clips.num_clips)
-    for i in range(n):
-        for modality, video in clips.clip_videos(i).items():
-            video = video[None].to(device, vae.dtype)
-            recon, _ = reconstruct(vae, video)
-            scores[modality].append(float(psnr(recon, video)[0]))
-    vae.train(was_training)
+    for modality, err in _reconstruction_errors(vae, clips, device, max_clips):
+        scores[modality].append(float(_psnr_of_mse(err.mean())))
     return {m: round(sum(v) / len(v), 3) for m, v in scores.items() if v}
 
 
-@torch.no_grad()
-@torch.no_grad()
 def evaluate_psnr_per_frame(vae: nn.Module, clips: VAEClips, device: torch.device | str = "cpu", max_clips: int | None = None) -> dict[str, list[float]]:
     """Reconstruction PSNR (dB, posterior mode) of each frame index per modality: ``{modality: [F]}``.
 
     Each frame's PSNR comes from its MSE averaged over the first `max_clips` clips. It shows where in a clip
     a causal video VAE loses quality, e.g. past the window length it was trained on.
     """
-    was_training = vae.training
-    vae.eval()
-    n = min(clips.num_clips, max_clips or clips.num_clips)
     sums: dict[str, torch.Tensor] = {}
-    for i in range(n):
-        for modality, video in clips.clip_videos(i).items():
-            video = video[None].to(device, vae.dtype)
-            recon, _ = reconstruct(vae, video)
-            mse = ((recon.float().clamp(-1, 1) - video.float()) / 2).pow(2).mean(dim=(0, 1, 3, 4)).cpu()
-            sums[modality] = sums.get(modality, 0) + mse
-    vae.train(was_training)
-    return {m: [round(float(10.0 * torch.log10(1.0 / (v / n).clamp_min(1e-10))), 2) for v in total] for m, total in sums.items()}
+    counts: dict[str, int] = {}
+    for modality, err in _reconstruction_errors(vae, clips, device, max_clips):
+        sums[modality] = sums.get(modality, 0) + err.mean(dim=(0, 1, 3, 4)).cpu()
+        counts[modality] = counts.get(modality, 0) + 1
+    return {m: [round(float(_psnr_of_mse(v)), 2) for v in total / counts[m]] for m, total in sums.items()}
 
 
+@torch.no_grad()
 def compute_latent_stats(vae: nn.Module, clips: VAEClips, device: torch.device | str = "cpu", max_clips: int = 64) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of the posterior means of `max_clips` clips (every modality pooled)."""
     vae.eval()
