@@ -227,6 +227,18 @@ def test_recipe_vae_stage_trains_windows_then_fine_tunes_on_whole_clips(sim_data
     assert recipe._windows_phase(tmp_path / "elsewhere") is None
 
 
+def test_recipe_vae_block_with_a_misspelt_key_names_the_block_and_the_known_options(tmp_path):
+    recipe = _recipe_module()
+    preset = {"name": "mine", "size": 32, "num_frames": 9, "vae": {"max_train_step": 2}}
+    with pytest.raises(MMPhysInputError, match=r"preset 'mine', 'vae' block: unknown option\(s\) \['max_train_step'\].*max_train_steps"):
+        recipe._stage_vae(tmp_path, preset, seed=0, device="cpu")
+    preset["vae"] = {"max_train_steps": 2, "whole_clip_finetune": {"learning_rte": 1e-4}}
+    (tmp_path / "vae-windows").mkdir()
+    (tmp_path / "vae-windows" / "vae_summary.json").write_text("{}")  # first phase done: the fine-tune's block is checked
+    with pytest.raises(MMPhysInputError, match=r"whole_clip_finetune: unknown option\(s\) \['learning_rte'\]"):
+        recipe._stage_vae(tmp_path, preset, seed=0, device="cpu")
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     recipe = _recipe_module()

@@ -185,6 +185,7 @@ def _stage_vae(out: Path, preset: dict, seed: int, device: str) -> dict:
     trains into ``vae-windows/`` (typically on short windows, ``train_num_frames``), then the fine-tune
     continues from there on whole clips into ``vae/``: a windowed VAE alone degrades on the frames past its
     window (docs/mmphysvideo_tiny.md). Each phase resumes from its own checkpoints."""
+    from mmphys_diffusers.training.config import config_from_dict
     from mmphys_diffusers.training.vae import VAE_SUMMARY_NAME, VAETrainConfig, train_vae
 
     vae_dir = out / "vae"
@@ -208,14 +209,16 @@ def _stage_vae(out: Path, preset: dict, seed: int, device: str) -> dict:
     if (first_dir / VAE_SUMMARY_NAME).is_file():
         _log(f"vae: {first_dir.name} finished, skipped")
     else:
-        config = VAETrainConfig(output_dir=str(first_dir), base_vae="tiny-wan", **common, **options)
+        config = config_from_dict(VAETrainConfig, {"output_dir": str(first_dir), "base_vae": "tiny-wan", **common, **options},
+                                  where=f"preset {preset.get('name', 'custom')!r}, 'vae' block")
         _log(f"vae: training {config.max_train_steps} steps -> {first_dir}")
         summary = train_vae(config)
         if not finetune:
             return summary
     # the fine-tune keeps the block's data and loss settings, on whole clips, with its own overrides
     keep = {k: v for k, v in options.items() if k not in ("vae_config", "train_num_frames")}
-    config = VAETrainConfig(output_dir=str(vae_dir), base_vae=str(first_dir), **common, **{**keep, **finetune})
+    config = config_from_dict(VAETrainConfig, {"output_dir": str(vae_dir), "base_vae": str(first_dir), **common, **keep, **finetune},
+                              where=f"preset {preset.get('name', 'custom')!r}, 'vae' block's whole_clip_finetune")
     _log(f"vae: whole-clip fine-tune, {config.max_train_steps} steps from {first_dir} -> {vae_dir}")
     return train_vae(config)
 
