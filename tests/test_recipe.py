@@ -98,6 +98,11 @@ def test_vae_config_errors(sim_data, tmp_path):
         parse_vae_config(["--dataset", str(sim_data / "train"), "--vae_config", "[1]"])
     config = parse_vae_config(["--dataset", str(sim_data / "train"), "--codec_kwargs", json.dumps(CODEC), "--cues", "unified", "depth"])
     assert config.codec_kwargs == CODEC and config.cues == ["unified", "depth"]
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / "config.json").write_text("{}")  # validation only checks that a VAE folder is there
+    base = ["--dataset", str(sim_data / "train"), "--base_vae", str(tmp_path)]
+    assert parse_vae_config([*base, "--train_decoder_only"]).train_decoder_only is True
+    assert parse_vae_config([*base, "--train_decoder_only", "false"]).train_decoder_only is False
 
 
 def test_foreground_weighted_reconstruction_loss():
@@ -118,6 +123,58 @@ def test_foreground_weighted_reconstruction_loss():
     recon_bg = video.clone()
     recon_bg[:, :, :, 6:, 6:] = 0.5
     assert reconstruction_loss(recon_bg, video, foreground, 20.0, 1.0)[0] < reconstruction_loss(recon_bg, video, foreground, 0.0, 1.0)[0]
+
+
+def test_colour_direction_loss_ignores_shading_and_penalises_a_hue_shift():
+    from mmphys_diffusers.training.vae import colour_direction_loss
+
+    video = torch.full((1, 3, 2, 8, 8), -1.0)  # black background
+    video[:, 0, :, 2:4, 2:4] = 0.8  # a red object: (0.9, 0, 0) on the [0, 1] scale
+    foreground = torch.zeros(1, 1, 2, 8, 8)
+    foreground[..., 2:4, 2:4] = 1.0
+    shaded = video.clone()
+    shaded[:, 0, :, 2:4, 2:4] = 0.2  # darker red: the same direction
+    assert colour_direction_loss(shaded, video, foreground, 10.0) < 1e-3
+    purple = video.clone()
+    purple[:, 2, :, 2:4, 2:4] = 0.0  # red + blue: 29 degrees off
+    plain = colour_direction_loss(purple, video, foreground, 0.0)
+    weighted = colour_direction_loss(purple, video, foreground, 10.0)
+    assert plain > 0.0 and weighted > 5 * plain  # object pixels count 11x: 8 of 128 pixels are the object
+
+
+def test_vae_decoder_only_fine_tune_keeps_the_encoder_and_its_latent_stats(sim_data, tmp_path):
+    from diffusers import AutoencoderKLWan
+
+    from mmphys_diffusers.training.vae import train_vae
+
+    base = train_vae(_vae_config(sim_data, tmp_path / "base", vae_config={"base_dim": 8}, max_train_steps=4, train_batch_size=2))
+    summary = train_vae(_vae_config(sim_data, tmp_path / "decoder", base_vae=str(tmp_path / "base"), train_decoder_only=True,
+                                    colour_weight=5.0, foreground_weight=10.0, max_train_steps=3, train_batch_size=2))
+    before, after = AutoencoderKLWan.from_pretrained(tmp_path / "base"), AutoencoderKLWan.from_pretrained(tmp_path / "decoder")
+    for name, weight in before.state_dict().items():
+        same = torch.equal(weight, after.state_dict()[name])
+        assert same == (not name.startswith(("decoder.", "post_quant_conv."))), name
+    # the latent space is the base's, so diffusion models trained on it keep working: the stats carry over
+    assert after.config.latents_mean == before.config.latents_mean == summary["latents_mean"] == base["latents_mean"]
+    assert after.config.latents_std == before.config.latents_std
+    for key in ("colour_recall_before", "colour_recall"):
+        assert 0.0 <= summary[key] <= 1.0
+    assert summary["colour_recall_before"] == base["colour_recall"]  # the fine-tune starts from the base's decoder
+    with pytest.raises(MMPhysInputError, match="train_decoder_only"):
+        _vae_config(sim_data, tmp_path / "x", train_decoder_only=True).validate()  # a fresh VAE has no encoder to keep
+    with pytest.raises(MMPhysInputError, match="colour_weight"):
+        _vae_config(sim_data, tmp_path / "x", colour_weight=-1.0).validate()
+
+
+def test_colour_recall_counts_object_pixels_within_the_parser_threshold(sim_data, tmp_path):
+    from mmphys_diffusers.training.vae import VAEClips, build_vae, evaluate_colour_recall
+
+    vae = build_vae("tiny-wan", {"base_dim": 8})
+    clips = VAEClips(sim_data / "heldout", ["unified"], 9, 32, 32, codec_kwargs=CODEC)
+    recall = evaluate_colour_recall(vae, clips)
+    assert evaluate_colour_recall(vae, clips, threshold_degrees=0.0) == 0.0
+    assert evaluate_colour_recall(vae, clips, threshold_degrees=90.1) == 1.0  # every angle of non-negative RGB is <= 90
+    assert 0.0 <= recall <= 1.0
 
 
 def test_vae_clips_carry_object_masks(sim_data):
@@ -225,6 +282,33 @@ def test_recipe_vae_stage_trains_windows_then_fine_tunes_on_whole_clips(sim_data
     assert recipe._windows_phase(out)["global_step"] == 2
     assert recipe._stage_vae(out, preset, seed=0, device="cpu") == summary  # finished: skipped
     assert recipe._windows_phase(tmp_path / "elsewhere") is None
+
+
+def test_recipe_vae_stage_fine_tunes_the_decoder_last_and_keeps_the_latent_space(sim_data, tmp_path):
+    import shutil
+
+    from diffusers import AutoencoderKLWan
+
+    recipe = _recipe_module()
+    out = tmp_path / "run"
+    shutil.copytree(sim_data, out / "data")
+    preset = {"size": 32, "num_frames": 9, "vae": {
+        "max_train_steps": 2, "train_batch_size": 2, "checkpointing_steps": 2, "vae_config": {"base_dim": 8},
+        "decoder_finetune": {"max_train_steps": 3, "colour_weight": 5.0}}}
+    summary = recipe._stage_vae(out, preset, seed=0, device="cpu")
+    joint = json.loads((out / "vae-joint" / "vae_summary.json").read_text())
+    assert joint["global_step"] == 2 and joint["config"]["train_decoder_only"] is False
+    assert summary["global_step"] == 3 and summary["config"]["train_decoder_only"] is True
+    assert summary["config"]["base_vae"] == str(out / "vae-joint") and summary["config"]["train_batch_size"] == 2
+    assert summary["latents_mean"] == joint["latents_mean"] and summary["latents_std"] == joint["latents_std"]
+    before, after = AutoencoderKLWan.from_pretrained(out / "vae-joint"), AutoencoderKLWan.from_pretrained(out / "vae")
+    assert torch.equal(before.encoder.conv_in.weight, after.encoder.conv_in.weight)
+    assert not torch.equal(before.decoder.conv_out.weight, after.decoder.conv_out.weight)
+    record = recipe._decoder_phase(out)
+    assert record["global_step"] == 3 and record["colour_weight"] == 5.0
+    assert record["colour_recall_before"] == joint["colour_recall"] and 0.0 <= record["colour_recall"] <= 1.0
+    assert recipe._stage_vae(out, preset, seed=0, device="cpu") == summary  # finished: skipped
+    assert recipe._decoder_phase(tmp_path / "elsewhere") is None
 
 
 def test_recipe_vae_block_with_a_misspelt_key_names_the_block_and_the_known_options(tmp_path):

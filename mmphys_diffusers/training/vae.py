@@ -33,6 +33,7 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..errors import MMPhysInputError
@@ -84,6 +85,14 @@ class VAETrainConfig:
     # first frame. Held-out PSNR and the latent stats always use whole `num_frames` clips. None: whole clips.
     train_num_frames: int | None = None
     lr_scheduler: str = "constant_with_warmup"  # any diffusers `get_scheduler` name, e.g. "cosine"
+    # Weight of a colour-direction term: the pixel-weighted mean of 1 - cos(angle) between the reconstructed
+    # and the true RGB vectors (on the [0, 1] scale). The evaluation's parser finds objects by that angle
+    # (under 8 degrees), and L1/MSE alone let a small object come back in another hue (run 5).
+    colour_weight: float = 0.0
+    # Train only the decoder (and post_quant_conv) of `base_vae`: the encoder, so the latent space and its
+    # stored latents_mean/std, stay exactly as they were. Diffusion models trained on the base VAE's latents
+    # keep working with the new decoder, so a decoder can be improved without retraining them.
+    train_decoder_only: bool = False
     max_eval_clips: int = 16
     dataloader_num_workers: int = 0
 
@@ -124,8 +133,13 @@ class VAETrainConfig:
 
         if self.lr_scheduler not in [t.value for t in SchedulerType]:
             raise MMPhysInputError(f"lr_scheduler={self.lr_scheduler!r}: expected one of {[t.value for t in SchedulerType]}")
-        if not self.learning_rate > 0 or self.kl_weight < 0 or self.mse_weight < 0 or self.foreground_weight < 0:
-            raise MMPhysInputError("learning_rate must be > 0; kl_weight, mse_weight and foreground_weight >= 0")
+        if not self.learning_rate > 0 or min(self.kl_weight, self.mse_weight, self.foreground_weight, self.colour_weight) < 0:
+            raise MMPhysInputError("learning_rate must be > 0; kl_weight, mse_weight, foreground_weight and colour_weight >= 0")
+        if self.train_decoder_only and self.base_vae in TINY_VAE_BASES:
+            raise MMPhysInputError(
+                f"train_decoder_only with base_vae={self.base_vae!r}: expected a trained VAE folder (a fresh VAE's "
+                "encoder is random, so freezing it leaves nothing worth keeping)"
+            )
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise MMPhysInputError(f"mixed_precision={self.mixed_precision!r}: expected 'no', 'fp16' or 'bf16'")
         if self.resume_from_checkpoint not in (None, "latest") and not Path(self.resume_from_checkpoint).is_dir():
@@ -216,6 +230,25 @@ def reconstruction_loss(
     weight = (1.0 + foreground_weight * foreground.float()).expand_as(err)
     total = weight.sum()
     return (weight * err.abs()).sum() / total, (weight * err.pow(2)).sum() / total
+
+
+def colour_direction_loss(recon: torch.Tensor, video: torch.Tensor, foreground: torch.Tensor | None, foreground_weight: float) -> torch.Tensor:
+    """Pixel-weighted mean of ``1 - cos`` of the angle between reconstructed and true RGB vectors.
+
+    The vectors are taken on the [0, 1] scale, where black is the origin and a colour's direction is its
+    hue and saturation (shading only scales it), as in the evaluation's colour parser.
+
+    Args:
+        recon, video: ``[B, 3, F, H, W]`` in [-1, 1]; foreground: ``[B, 1, F, H, W]`` in {0, 1} (or None).
+    Returns:
+        a scalar; 0 when every pixel keeps its RGB direction.
+    """
+    cos = F.cosine_similarity((recon.float() + 1) / 2 + 1e-3, (video.float() + 1) / 2 + 1e-3, dim=1, eps=1e-6)[:, None]
+    err = 1.0 - cos
+    if foreground is None or foreground_weight == 0:
+        return err.mean()
+    weight = 1.0 + foreground_weight * foreground.float()
+    return (weight * err).sum() / weight.sum()
 
 
 # ---------------------------------------------------------------------- model
@@ -326,6 +359,38 @@ def evaluate_psnr_per_frame(vae: nn.Module, clips: VAEClips, device: torch.devic
     return {m: [round(float(_psnr_of_mse(v)), 2) for v in total / counts[m]] for m, total in sums.items()}
 
 
+# the evaluation parser's default colour threshold (evaluation/parsing.py), in degrees
+COLOUR_RECALL_DEGREES = 8.0
+
+
+@torch.no_grad()
+def evaluate_colour_recall(vae: nn.Module, clips: VAEClips, device: torch.device | str = "cpu", max_clips: int | None = None,
+                           threshold_degrees: float = COLOUR_RECALL_DEGREES) -> float | None:
+    """Fraction of object pixels whose reconstructed RGB direction stays within `threshold_degrees` of the truth.
+
+    Object pixels come from the clips' instance masks; only the RGB modality is scored. This is what the
+    evaluation's colour parser needs to find an object in a decoded video, and what PSNR does not show: a
+    VAE can gain PSNR while shifting a small object's hue (run 5). None when the clips have no objects.
+    """
+    was_training = vae.training
+    vae.eval()
+    hits = total = 0
+    try:
+        for i in range(min(clips.num_clips, max_clips or clips.num_clips)):
+            fg = clips.foreground(i)[0].bool()  # [F, H, W]
+            if not fg.any():
+                continue
+            video = clips.clip_videos(i)["rgb"][None].to(device, vae.dtype)
+            recon, _ = reconstruct(vae, video)
+            cos = F.cosine_similarity((recon.float().clamp(-1, 1) + 1) / 2 + 1e-3, (video.float() + 1) / 2 + 1e-3, dim=1)[0]
+            angle = torch.rad2deg(torch.arccos(cos.clamp(-1, 1))).cpu()
+            hits += int((angle[fg] < threshold_degrees).sum())
+            total += int(fg.sum())
+    finally:
+        vae.train(was_training)
+    return round(hits / total, 4) if total else None
+
+
 @torch.no_grad()
 def compute_latent_stats(vae: nn.Module, clips: VAEClips, device: torch.device | str = "cpu", max_clips: int = 64) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of the posterior means of `max_clips` clips (every modality pooled)."""
@@ -342,6 +407,11 @@ def compute_latent_stats(vae: nn.Module, clips: VAEClips, device: torch.device |
     mean = total / count
     std = (sum_sq / count - mean.pow(2)).clamp_min(1e-8).sqrt()
     return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
+
+
+def _stored_latent_stats(vae: nn.Module) -> tuple[list[float] | None, list[float] | None]:
+    """The latent stats already in the VAE's config (Wan: ``latents_mean`` / ``latents_std``; CogVideoX: none)."""
+    return (list(vae.config.latents_mean), list(vae.config.latents_std)) if vae_family(vae) == "wan" else (None, None)
 
 
 def apply_latent_stats(vae: nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
@@ -398,13 +468,18 @@ def train_vae(config: VAETrainConfig, interrupt_after_step: int | None = None) -
     )
     vae = build_vae(cfg.base_vae, cfg.vae_config, seed=cfg.seed).to(acc.device)
     vae.requires_grad_(True)
+    if cfg.train_decoder_only:
+        vae.requires_grad_(False)
+        for part in (vae.decoder, vae.post_quant_conv):
+            part.requires_grad_(True)
     vae.train()
     psnr_before = evaluate_psnr(vae, eval_clips, acc.device) if eval_clips is not None and acc.is_main_process else None
+    colour_before = evaluate_colour_recall(vae, eval_clips, acc.device) if eval_clips is not None and acc.is_main_process else None
 
     sampler = EpochSeededSampler(len(clips), seed=cfg.seed)
     loader = torch.utils.data.DataLoader(clips, batch_size=cfg.train_batch_size, sampler=sampler, collate_fn=_collate,
                                          num_workers=cfg.dataloader_num_workers, drop_last=len(clips) >= cfg.train_batch_size)
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay, betas=(0.9, 0.99))
+    optimizer = torch.optim.AdamW([p for p in vae.parameters() if p.requires_grad], lr=cfg.learning_rate, weight_decay=cfg.adam_weight_decay, betas=(0.9, 0.99))
     lr_scheduler = get_scheduler(cfg.lr_scheduler, optimizer=optimizer, num_warmup_steps=cfg.lr_warmup_steps * acc.num_processes,
                                  num_training_steps=cfg.max_train_steps * acc.num_processes)
     model, optimizer, loader, lr_scheduler = acc.prepare(VAEWithPosterior(vae), optimizer, loader, lr_scheduler)
@@ -450,6 +525,9 @@ def train_vae(config: VAETrainConfig, interrupt_after_step: int | None = None) -
                 l1, mse = reconstruction_loss(recon, video, batch["foreground"].to(acc.device), cfg.foreground_weight, cfg.mse_weight)
                 kl = gaussian_kl(mean.float(), logvar.float())
                 loss = l1 + cfg.mse_weight * mse + cfg.kl_weight * kl
+                if cfg.colour_weight > 0:
+                    colour = colour_direction_loss(recon, video, batch["foreground"].to(acc.device), cfg.foreground_weight)
+                    loss = loss + cfg.colour_weight * colour
             acc.backward(loss)
             if cfg.max_grad_norm > 0:
                 acc.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
@@ -457,7 +535,8 @@ def train_vae(config: VAETrainConfig, interrupt_after_step: int | None = None) -
             lr_scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             global_step += 1
-            history.append({"step": global_step, "loss": loss.item(), "l1": l1.item(), "mse": mse.item(), "kl": kl.item()})
+            history.append({"step": global_step, "loss": loss.item(), "l1": l1.item(), "mse": mse.item(), "kl": kl.item(),
+                            **({"colour": colour.item()} if cfg.colour_weight > 0 else {})})
             progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.4f}")
             if global_step % cfg.checkpointing_steps == 0 or global_step == cfg.max_train_steps:
@@ -477,8 +556,11 @@ def train_vae(config: VAETrainConfig, interrupt_after_step: int | None = None) -
         vae = acc.unwrap_model(model).vae.float()
         stats_clips = VAEClips(cfg.dataset, cfg.cues, cfg.num_frames, cfg.height, cfg.width, "uniform", cfg.seed, cfg.codec_kwargs,
                                 max_clips=cfg.max_train_clips)
-        mean, std = compute_latent_stats(vae, stats_clips, acc.device, cfg.num_stat_clips)
-        apply_latent_stats(vae, mean, std)
+        if cfg.train_decoder_only:  # the encoder is the base's: keep the stats the diffusion models were trained with
+            mean, std = _stored_latent_stats(vae)
+        else:
+            mean, std = compute_latent_stats(vae, stats_clips, acc.device, cfg.num_stat_clips)
+            apply_latent_stats(vae, mean, std)
         vae.save_pretrained(output_dir)
         k = max(1, min(10, len(history) // 4 or 1))
         losses = [h["loss"] for h in history]
@@ -488,6 +570,9 @@ def train_vae(config: VAETrainConfig, interrupt_after_step: int | None = None) -
             "loss_last": sum(losses[-k:]) / k if losses else None,
             "psnr_before": psnr_before,
             "psnr": evaluate_psnr(vae, eval_clips, acc.device) if eval_clips is not None else None,
+            # fraction of held-out object pixels whose decoded colour the evaluation's parser still recognises
+            "colour_recall_before": colour_before,
+            "colour_recall": evaluate_colour_recall(vae, eval_clips, acc.device) if eval_clips is not None else None,
             "latents_mean": mean,
             "latents_std": std,
             "train_seconds": round(train_seconds, 2),
@@ -519,8 +604,12 @@ def parse_vae_config(argv: Sequence[str] | None = None) -> VAETrainConfig:
     parser.add_argument("--config", default=None, help="JSON file of options; flags override it")
     hints = typing.get_type_hints(VAETrainConfig)
     for f in dataclasses.fields(VAETrainConfig):
+        help_text = f"(default: {f.default if f.default is not dataclasses.MISSING else f.default_factory()!r})"  # type: ignore[misc]
+        if hints[f.name] is bool:  # --flag, or --flag true/false, as in the diffusion trainers
+            parser.add_argument(f"--{f.name}", nargs="?", const="true", default=argparse.SUPPRESS, help=help_text)
+            continue
         nargs = "*" if typing.get_origin(hints[f.name]) is list else None
-        parser.add_argument(f"--{f.name}", nargs=nargs, default=argparse.SUPPRESS, help=f"(default: {f.default if f.default is not dataclasses.MISSING else f.default_factory()!r})")  # type: ignore[misc]
+        parser.add_argument(f"--{f.name}", nargs=nargs, default=argparse.SUPPRESS, help=help_text)
     args = vars(parser.parse_args(argv))
     path = args.pop("config", None)
     data = read_config_file(path) if path else {}

@@ -181,10 +181,19 @@ def _stage_data(out: Path, preset: dict, seed: int) -> None:
 
 
 def _stage_vae(out: Path, preset: dict, seed: int, device: str) -> dict:
-    """Train the VAE into ``vae/``. With ``whole_clip_finetune`` in the preset's ``vae`` block, the block first
-    trains into ``vae-windows/`` (typically on short windows, ``train_num_frames``), then the fine-tune
-    continues from there on whole clips into ``vae/``: a windowed VAE alone degrades on the frames past its
-    window (docs/mmphysvideo_tiny.md). Each phase resumes from its own checkpoints."""
+    """Train the VAE into ``vae/``, in up to three phases set by the preset's ``vae`` block:
+
+    1. with ``whole_clip_finetune``: the block trains into ``vae-windows/`` (typically on short windows,
+       ``train_num_frames``), and the fine-tune continues from there on whole clips; a windowed VAE alone
+       degrades on the frames past its window (docs/mmphysvideo_tiny.md, run 5);
+    2. the encoder and decoder, jointly (``vae-joint/`` when a decoder fine-tune follows, else ``vae/``);
+    3. with ``decoder_finetune``: only the decoder is trained further (``train_decoder_only``), typically
+       with ``colour_weight``, into ``vae/``. The encoder, so the latent space and its stats, stay those of
+       phase 2, so the diffusion stages train exactly as they would on phase 2's VAE.
+
+    Later phases keep the block's data and loss settings (not ``vae_config`` / ``train_num_frames``), with
+    their own overrides. Each phase resumes from its own checkpoints and is skipped once finished.
+    """
     from mmphys_diffusers.training.config import config_from_dict
     from mmphys_diffusers.training.vae import VAE_SUMMARY_NAME, VAETrainConfig, train_vae
 
@@ -193,7 +202,8 @@ def _stage_vae(out: Path, preset: dict, seed: int, device: str) -> dict:
         _log("vae: finished, skipped")
         return json.loads((vae_dir / VAE_SUMMARY_NAME).read_text())
     options = dict(preset["vae"])
-    finetune = options.pop("whole_clip_finetune", None)
+    whole_clip = options.pop("whole_clip_finetune", None)
+    decoder = options.pop("decoder_finetune", None)
     common = dict(
         dataset=str(out / "data" / "train"),
         eval_dataset=str(out / "data" / "heldout"),
@@ -205,32 +215,50 @@ def _stage_vae(out: Path, preset: dict, seed: int, device: str) -> dict:
         seed=seed,
         resume_from_checkpoint="latest",
     )
-    first_dir = out / "vae-windows" if finetune else vae_dir
-    if (first_dir / VAE_SUMMARY_NAME).is_file():
-        _log(f"vae: {first_dir.name} finished, skipped")
-    else:
-        config = config_from_dict(VAETrainConfig, {"output_dir": str(first_dir), "base_vae": "tiny-wan", **common, **options},
-                                  where=f"preset {preset.get('name', 'custom')!r}, 'vae' block")
-        _log(f"vae: training {config.max_train_steps} steps -> {first_dir}")
-        summary = train_vae(config)
-        if not finetune:
-            return summary
-    # the fine-tune keeps the block's data and loss settings, on whole clips, with its own overrides
     keep = {k: v for k, v in options.items() if k not in ("vae_config", "train_num_frames")}
-    config = config_from_dict(VAETrainConfig, {"output_dir": str(vae_dir), "base_vae": str(first_dir), **common, **keep, **finetune},
-                              where=f"preset {preset.get('name', 'custom')!r}, 'vae' block's whole_clip_finetune")
-    _log(f"vae: whole-clip fine-tune, {config.max_train_steps} steps from {first_dir} -> {vae_dir}")
-    return train_vae(config)
+    where = f"preset {preset.get('name', 'custom')!r}, 'vae' block"
+    phases = []  # (folder, base VAE, options, where the options come from, what the log says)
+    joint_dir = out / "vae-joint" if decoder else vae_dir
+    if whole_clip:
+        phases.append((out / "vae-windows", "tiny-wan", options, where, "training"))
+        phases.append((joint_dir, str(out / "vae-windows"), {**keep, **whole_clip}, f"{where}'s whole_clip_finetune", "whole-clip fine-tune"))
+    else:
+        phases.append((joint_dir, "tiny-wan", options, where, "training"))
+    if decoder:
+        phases.append((vae_dir, str(joint_dir), {**keep, **decoder, "train_decoder_only": True}, f"{where}'s decoder_finetune",
+                       "decoder fine-tune"))
+    summary: dict = {}
+    for folder, base, phase_options, phase_where, what in phases:
+        if (folder / VAE_SUMMARY_NAME).is_file():
+            _log(f"vae: {folder.name} finished, skipped")
+            continue
+        config = config_from_dict(VAETrainConfig, {"output_dir": str(folder), "base_vae": base, **common, **phase_options}, where=phase_where)
+        _log(f"vae: {what}, {config.max_train_steps} steps from {base} -> {folder}")
+        summary = train_vae(config)
+    return summary
+
+
+def _phase_record(path: Path, keys: tuple[str, ...]) -> dict | None:
+    """Selected fields of one VAE phase's summary (config fields looked up in its config), or None."""
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text())
+    config = summary.get("config") or {}
+    return {k: summary[k] if k in summary else config.get(k) for k in keys}
 
 
 def _windows_phase(out: Path) -> dict | None:
     """The first VAE phase of a ``whole_clip_finetune`` preset (steps, window, time, PSNR), or None."""
-    path = out / "vae-windows" / "vae_summary.json"
-    if not path.is_file():
+    return _phase_record(out / "vae-windows" / "vae_summary.json", ("global_step", "train_num_frames", "train_seconds", "psnr"))
+
+
+def _decoder_phase(out: Path) -> dict | None:
+    """The decoder fine-tune of a ``decoder_finetune`` preset (steps, colour weight, time, PSNR, colour recall), or None."""
+    if not (out / "vae-joint" / "vae_summary.json").is_file():
         return None
-    summary = json.loads(path.read_text())
-    return {"global_step": summary.get("global_step"), "train_num_frames": (summary.get("config") or {}).get("train_num_frames"),
-            "train_seconds": summary.get("train_seconds"), "psnr": summary.get("psnr")}
+    return _phase_record(out / "vae" / "vae_summary.json", (
+        "global_step", "colour_weight", "learning_rate", "max_train_clips", "train_seconds", "psnr_before", "psnr",
+        "colour_recall_before", "colour_recall"))
 
 
 def _text_components(out: Path, preset: dict) -> tuple[dict, Any]:
@@ -392,6 +420,10 @@ def _model_card(kind: str, info: dict) -> str:
         + (f", in random {info['vae']['train_num_frames']}-frame windows" if info["vae"].get("train_num_frames") else "")
         + (f", after {info['vae']['windows']['global_step']} steps on random {info['vae']['windows']['train_num_frames']}-frame windows"
            if info["vae"].get("windows") else "")
+        + (f"; then its decoder alone for {info['vae']['decoder_finetune']['global_step']} steps with colour weight "
+           f"{info['vae']['decoder_finetune']['colour_weight']} (encoder and latent space unchanged), held-out object-pixel colour "
+           f"recall {info['vae']['decoder_finetune']['colour_recall_before']} -> {info['vae']['decoder_finetune']['colour_recall']}"
+           if info["vae"].get("decoder_finetune") else "")
         + f"; held-out PSNR {json.dumps(info['vae'].get('psnr'))} dB"
         + (f" (stage output reused from {info['vae']['reused_from']})" if info["vae"].get("reused_from") else ""),
         f"- text encoder: {info.get('text_encoder', describe_text_encoder({}))}; prompts are read by",
@@ -602,6 +634,9 @@ def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages:
     if "export" in stages:
         if not vae_summary:
             vae_summary = json.loads((out / "vae" / "vae_summary.json").read_text())
+        # the encoder-and-decoder phase; with a decoder fine-tune, vae/ holds the fine-tune's summary
+        joint_path = out / "vae-joint" / "vae_summary.json"
+        joint_summary = json.loads(joint_path.read_text()) if joint_path.is_file() else vae_summary
         if not results:
             results = json.loads((out / "eval" / "results.json").read_text())
         eval_by_model = {}
@@ -620,10 +655,13 @@ def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages:
             "size": preset["size"],
             "codec_kwargs": codec_kwargs_for(preset["size"]),
             "data": {"train_clips": preset["train_clips"], "heldout_clips": preset["heldout_clips"], "families": preset["families"]},
-            "vae": {**{k: vae_summary.get(k) for k in ("global_step", "psnr", "psnr_before", "train_seconds", "reused_from")},
-                    "train_clips": (vae_summary.get("config") or {}).get("max_train_clips"),
-                    "train_num_frames": (vae_summary.get("config") or {}).get("train_num_frames"),
-                    "windows": _windows_phase(out)},
+            "vae": {**{k: joint_summary.get(k) for k in ("global_step", "psnr_before", "train_seconds", "reused_from")},
+                    "psnr": vae_summary.get("psnr"),
+                    "colour_recall": vae_summary.get("colour_recall"),
+                    "train_clips": (joint_summary.get("config") or {}).get("max_train_clips"),
+                    "train_num_frames": (joint_summary.get("config") or {}).get("train_num_frames"),
+                    "windows": _windows_phase(out),
+                    "decoder_finetune": _decoder_phase(out)},
             "diffusion": preset["diffusion"],
             "teacher_options": preset.get("teacher", {}),
             "text_encoder": describe_text_encoder(preset),
