@@ -232,6 +232,15 @@ def reconstruction_loss(
     return (weight * err.abs()).sum() / total, (weight * err.pow(2)).sum() / total
 
 
+def rgb_cosine(recon: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+    """Cosine of the angle between each pixel's reconstructed and true RGB vector, ``[B, F, H, W]``.
+
+    Videos ``[B, 3, F, H, W]`` in [-1, 1] are moved to [0, 1], plus the parser's small offset (``colour_angle``)
+    so black pixels have a direction.
+    """
+    return F.cosine_similarity((recon.float() + 1) / 2 + 1e-3, (video.float() + 1) / 2 + 1e-3, dim=1, eps=1e-6)
+
+
 def colour_direction_loss(recon: torch.Tensor, video: torch.Tensor, foreground: torch.Tensor | None, foreground_weight: float) -> torch.Tensor:
     """Pixel-weighted mean of ``1 - cos`` of the angle between reconstructed and true RGB vectors.
 
@@ -243,8 +252,7 @@ def colour_direction_loss(recon: torch.Tensor, video: torch.Tensor, foreground: 
     Returns:
         a scalar; 0 when every pixel keeps its RGB direction.
     """
-    cos = F.cosine_similarity((recon.float() + 1) / 2 + 1e-3, (video.float() + 1) / 2 + 1e-3, dim=1, eps=1e-6)[:, None]
-    err = 1.0 - cos
+    err = 1.0 - rgb_cosine(recon, video)[:, None]
     if foreground is None or foreground_weight == 0:
         return err.mean()
     weight = 1.0 + foreground_weight * foreground.float()
@@ -382,8 +390,7 @@ def evaluate_colour_recall(vae: nn.Module, clips: VAEClips, device: torch.device
                 continue
             video = clips.clip_videos(i)["rgb"][None].to(device, vae.dtype)
             recon, _ = reconstruct(vae, video)
-            cos = F.cosine_similarity((recon.float().clamp(-1, 1) + 1) / 2 + 1e-3, (video.float() + 1) / 2 + 1e-3, dim=1)[0]
-            angle = torch.rad2deg(torch.arccos(cos.clamp(-1, 1))).cpu()
+            angle = torch.rad2deg(torch.arccos(rgb_cosine(recon.clamp(-1, 1), video)[0].clamp(-1, 1))).cpu()
             hits += int((angle[fg] < threshold_degrees).sum())
             total += int(fg.sum())
     finally:
@@ -470,8 +477,9 @@ def train_vae(config: VAETrainConfig, interrupt_after_step: int | None = None) -
     vae.requires_grad_(True)
     if cfg.train_decoder_only:
         vae.requires_grad_(False)
-        for part in (vae.decoder, vae.post_quant_conv):
-            part.requires_grad_(True)
+        for part in (vae.decoder, getattr(vae, "post_quant_conv", None)):
+            if part is not None:  # CogVideoX's VAE may have no post_quant_conv
+                part.requires_grad_(True)
     vae.train()
     psnr_before = evaluate_psnr(vae, eval_clips, acc.device) if eval_clips is not None and acc.is_main_process else None
     colour_before = evaluate_colour_recall(vae, eval_clips, acc.device) if eval_clips is not None and acc.is_main_process else None
