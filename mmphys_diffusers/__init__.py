@@ -24,6 +24,7 @@ _LAZY_EXPORTS = {
     # backbones, models, pipelines
     "get_backbone_adapter": "mmphys_diffusers.backbones",
     "ControlLinkTransformer3DModel": "mmphys_diffusers.models",
+    "AutoencoderKLTinyVideo": "mmphys_diffusers.models",
     "ControlLinkCogVideoXTransformer3DModel": "mmphys_diffusers.models",
     "ControlLinkWanTransformer3DModel": "mmphys_diffusers.models",
     "MMPhysVideoPipeline": "mmphys_diffusers.pipelines",

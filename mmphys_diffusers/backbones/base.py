@@ -90,6 +90,11 @@ class BackboneAdapter(ABC):
         """The diffusers VAE class of the backbone."""
 
     @property
+    def compatible_vae_classes(self) -> tuple[type, ...]:
+        """Other VAE classes that share `vae_class`'s latent layout and config fields (e.g. the tiny bundled VAE)."""
+        return ()
+
+    @property
     def stock_pipeline_class(self) -> type:
         import diffusers
 
@@ -98,7 +103,7 @@ class BackboneAdapter(ABC):
     def owns(self, obj: Any) -> bool:
         """True if `obj` (a transformer or VAE, instance or class; teacher subclasses included) belongs to this backbone."""
         cls = obj if isinstance(obj, type) else type(obj)
-        return issubclass(cls, (self.transformer_class, self.vae_class))
+        return issubclass(cls, (self.transformer_class, self.vae_class, *self.compatible_vae_classes))
 
     # ------------------------------------------------------------------ sizes
     @abstractmethod

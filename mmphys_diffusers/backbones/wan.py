@@ -39,6 +39,12 @@ class WanAdapter(BackboneAdapter):
         return AutoencoderKLWan
 
     @property
+    def compatible_vae_classes(self) -> tuple[type, ...]:
+        from ..models.autoencoder_kl_tiny_video import AutoencoderKLTinyVideo
+
+        return (AutoencoderKLTinyVideo,)
+
+    @property
     def lora_loader_mixin(self) -> type:
         from diffusers.loaders import WanLoraLoaderMixin
 

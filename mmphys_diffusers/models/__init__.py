@@ -1,4 +1,7 @@
-"""Bidirectionally Controlled Teacher transformers (two streams through shared backbone blocks + control links)."""
+"""Bidirectionally Controlled Teacher transformers (two streams through shared backbone blocks + control links),
+and the tiny video VAE of the bundled models."""
+
+from .autoencoder_kl_tiny_video import AutoencoderKLTinyVideo
 
 from .control_link_transformer import TEACHER_CLASSES, ControlLinkTransformer3DModel, teacher_class_for
 from .control_link_transformer_cogvideox import ControlLinkCogVideoXTransformer3DModel
@@ -7,6 +10,7 @@ from .control_links import PERCEPTION_TASK_ID, RGB_TASK_ID
 from .modeling_outputs import ControlLinkTransformerOutput
 
 __all__ = [
+    "AutoencoderKLTinyVideo",
     "ControlLinkTransformer3DModel",
     "ControlLinkCogVideoXTransformer3DModel",
     "ControlLinkWanTransformer3DModel",

@@ -101,7 +101,8 @@ class MMPhysVideoPipelineBase(DiffusionPipeline):
         # `from_pipe` keeps a model component only if its exact class is in the annotation: list the
         # registered backbones' classes next to the generic `ModelMixin` annotation.
         types = super()._get_signature_types()
-        types["vae"] = tuple(types["vae"]) + tuple(adapter.vae_class for adapter in registered_adapters())
+        types["vae"] = tuple(types["vae"]) + tuple(
+            c for adapter in registered_adapters() for c in (adapter.vae_class, *adapter.compatible_vae_classes))
         types["transformer"] = tuple(types["transformer"]) + cls._known_transformer_classes()
         return types
 

@@ -202,6 +202,7 @@ def _stage_vae(out: Path, preset: dict, seed: int, device: str) -> dict:
         _log("vae: finished, skipped")
         return json.loads((vae_dir / VAE_SUMMARY_NAME).read_text())
     options = dict(preset["vae"])
+    architecture = options.pop("base_vae", "tiny-wan")  # tiny-wan (AutoencoderKLWan) or tiny-video (AutoencoderKLTinyVideo)
     whole_clip = options.pop("whole_clip_finetune", None)
     decoder = options.pop("decoder_finetune", None)
     common = dict(
@@ -220,10 +221,10 @@ def _stage_vae(out: Path, preset: dict, seed: int, device: str) -> dict:
     phases = []  # (folder, base VAE, options, where the options come from, what the log says)
     joint_dir = out / "vae-joint" if decoder else vae_dir
     if whole_clip:
-        phases.append((out / "vae-windows", "tiny-wan", options, where, "training"))
+        phases.append((out / "vae-windows", architecture, options, where, "training"))
         phases.append((joint_dir, str(out / "vae-windows"), {**keep, **whole_clip}, f"{where}'s whole_clip_finetune", "whole-clip fine-tune"))
     else:
-        phases.append((joint_dir, "tiny-wan", options, where, "training"))
+        phases.append((joint_dir, architecture, options, where, "training"))
     if decoder:
         phases.append((vae_dir, str(joint_dir), {**keep, **decoder, "train_decoder_only": True}, f"{where}'s decoder_finetune",
                        "decoder fine-tune"))
@@ -304,15 +305,16 @@ def describe_text_encoder(preset: dict) -> str:
 
 def _stage_base(out: Path, preset: dict, seed: int) -> None:
     """Trained VAE + tiny text encoder/tokenizer + fresh transformer + scheduler -> ``<out>/base``."""
-    from diffusers import AutoencoderKLWan, WanPipeline
+    from diffusers import WanPipeline
 
     from mmphys_diffusers.backbones import tiny_components
+    from mmphys_diffusers.training.vae import load_vae
 
     base = out / "base"
     if (base / "model_index.json").is_file():
         _log("base: assembled, skipped")
         return
-    vae = AutoencoderKLWan.from_pretrained(out / "vae")
+    vae = load_vae(out / "vae")
     # the transformer works in the trained VAE's latent space
     transformer = {**preset.get("transformer", {}), "in_channels": vae.config.z_dim, "out_channels": vae.config.z_dim}
     text_encoder, tokenizer = _text_components(out, preset)
