@@ -48,10 +48,12 @@ def test_compare_reads_the_shipped_table(capsys):
 
 
 def test_student_is_a_stock_diffusers_pipeline():
-    from diffusers import DiffusionPipeline, WanPipeline
+    """A stock WanPipeline with a stock Wan transformer; its tiny VAE class needs `import mmphys_diffusers.models`."""
+    import mmphys_diffusers.models  # noqa: F401  (registers AutoencoderKLTinyVideo for diffusers' loader)
+    from diffusers import DiffusionPipeline, WanPipeline, WanTransformer3DModel
 
     pipe = DiffusionPipeline.from_pretrained(BUNDLED_MODELS_DIR / "student")
-    assert type(pipe) is WanPipeline
+    assert type(pipe) is WanPipeline and type(pipe.transformer) is WanTransformer3DModel
 
 
 def test_generate_defaults_to_the_bundled_student_which_draws_objects(tmp_path):
