@@ -19,7 +19,6 @@ The runs are sequential in one process, so they share the machine's state; each 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -54,13 +53,17 @@ def _candidates() -> dict:
 
 @torch.no_grad()
 def _psnr(vae, held: torch.Tensor) -> float:
+    from mmphys_diffusers.training.vae import reconstruct
+
     vae.eval()
-    recon = vae.decode(vae.encode(held).latent_dist.mode()).sample.clamp(-1, 1)
+    recon = reconstruct(vae, held)[0].clamp(-1, 1)
     vae.train()
     return float(-10 * torch.log10(((recon - held) / 2).pow(2).mean()))
 
 
 def train_for(make, train: torch.Tensor, held: torch.Tensor, seconds: float, seed: int = 0, crop: int = 32, frames: int = 9, batch: int = 4) -> dict:
+    from mmphys_diffusers.training.vae import gaussian_kl, reconstruct
+
     torch.manual_seed(seed)
     vae = make().train()
     optimizer = torch.optim.AdamW(vae.parameters(), 1e-3, betas=(0.9, 0.99))
@@ -71,10 +74,8 @@ def train_for(make, train: torch.Tensor, held: torch.Tensor, seconds: float, see
         f0 = int(torch.randint(0, train.shape[2] - frames + 1, (1,), generator=g))
         y, x = (int(torch.randint(0, train.shape[d] - crop + 1, (1,), generator=g)) for d in (3, 4))
         video = train[idx][:, :, f0:f0 + frames, y:y + crop, x:x + crop].contiguous()
-        posterior = vae.encode(video).latent_dist
-        recon = vae.decode(posterior.sample(generator=g)).sample
-        kl = 0.5 * (posterior.mean.pow(2) + posterior.var - 1 - posterior.logvar).mean()
-        loss = (recon - video).abs().mean() + (recon - video).pow(2).mean() + 1e-4 * kl
+        recon, posterior = reconstruct(vae, video, sample=True, generator=g)
+        loss = (recon - video).abs().mean() + (recon - video).pow(2).mean() + 1e-4 * gaussian_kl(posterior.mean, posterior.logvar)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)

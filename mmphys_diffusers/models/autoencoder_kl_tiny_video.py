@@ -162,9 +162,7 @@ class AutoencoderKLTinyVideo(ModelMixin, ConfigMixin):
 
     def encode(self, x: torch.Tensor, return_dict: bool = True):
         """``x``: ``[B, C, F, H, W]`` in [-1, 1] -> posterior over ``[B, z_dim, 1 + (F-1)/t, H/s, W/s]``."""
-        moments = self._moments(x)
-        mean, logvar = moments.chunk(2, dim=1)
-        posterior = DiagonalGaussianDistribution(torch.cat([mean, logvar.clamp(-30.0, 20.0)], dim=1))
+        posterior = DiagonalGaussianDistribution(self._moments(x))  # it clamps the log-variance itself
         return AutoencoderKLOutput(latent_dist=posterior) if return_dict else (posterior,)
 
     # ------------------------------------------------------------------ decode

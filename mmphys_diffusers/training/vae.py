@@ -308,7 +308,9 @@ def load_vae(path: str | os.PathLike) -> nn.Module:
 
 def vae_family(vae: nn.Module) -> str:
     """``"wan"`` for VAEs with Wan's per-channel ``latents_mean`` / ``latents_std``, else ``"cogvideox"``."""
-    return "wan" if type(vae).__name__ in ("AutoencoderKLWan", "AutoencoderKLTinyVideo") else "cogvideox"
+    from ..backbones import get_backbone_adapter
+
+    return "wan" if get_backbone_adapter("wan").owns(vae) else "cogvideox"
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
