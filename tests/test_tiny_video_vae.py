@@ -139,3 +139,26 @@ def test_vae_trainer_trains_and_stores_latent_stats(tmp_path):
     with pytest.raises(MMPhysInputError, match="no separate decoder"):
         train_vae(VAETrainConfig(dataset=str(tmp_path / "data"), output_dir=str(tmp_path / "dec"), base_vae=str(tmp_path / "vae"),
                                  num_frames=5, height=32, width=32, max_train_steps=1, train_decoder_only=True))
+
+
+def test_load_base_pipeline_imports_the_vae_class_itself(tmp_path):
+    """A fresh process that never imported `mmphys_diffusers.models` (a resumed recipe whose VAE stage is
+    skipped) still loads a base folder naming AutoencoderKLTinyVideo through `load_base_pipeline`."""
+    import subprocess
+    import sys
+
+    from diffusers import WanPipeline
+
+    from mmphys_diffusers.backbones import tiny_components
+
+    components = tiny_components("tiny-wan", seed=0, transformer={"in_channels": 4, "out_channels": 4})
+    components["vae"] = _vae()
+    WanPipeline(**components).save_pretrained(tmp_path / "pipe")
+    code = (
+        "import sys; from mmphys_diffusers.backbones import load_base_pipeline; "
+        "assert 'mmphys_diffusers.models' not in sys.modules; "
+        f"pipe = load_base_pipeline({str(tmp_path / 'pipe')!r}); print(type(pipe.vae).__name__)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "AutoencoderKLTinyVideo"

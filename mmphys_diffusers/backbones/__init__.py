@@ -45,6 +45,8 @@ def load_base_pipeline(name_or_path: str | os.PathLike, pipeline_class: type | N
         raise MMPhysInputError(f"unknown tiny config {name!r}; expected one of {list(TINY_CONFIG_NAMES)}")
     from diffusers import DiffusionPipeline
 
+    from .. import models  # noqa: F401  (a folder may name our classes, e.g. AutoencoderKLTinyVideo; diffusers resolves only imported modules)
+
     return (pipeline_class or DiffusionPipeline).from_pretrained(name, **kwargs)
 
 
