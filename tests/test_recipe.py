@@ -433,3 +433,63 @@ def test_replicate_training_seed_retrains_baseline_and_student_and_compares(smok
     assert (out / "teacher").resolve() == (run / "teacher").resolve()
     with pytest.raises(MMPhysInputError, match="recipe run"):
         replicate.main(["--run", str(root / "export"), "--seed", "1"])
+
+
+def test_continue_from_trains_a_finished_run_on_to_more_steps(smoke_run, tmp_path):
+    """`--continue-from`: a new folder shares the run's data, VAE and base, each model resumes from its latest
+    checkpoint and trains on to the larger step budget; the baseline's extra steps equal a straight run's."""
+    import shutil
+
+    recipe, root, first = smoke_run
+    smoke = recipe.load_preset("smoke")
+    more = json.loads(json.dumps(smoke))
+    more["name"], more["diffusion"]["max_train_steps"] = "smoke-more", smoke["diffusion"]["max_train_steps"] + 4
+    result = recipe.run_recipe(more, tmp_path / "cont", export=tmp_path / "export", device="cpu", command="pytest cont",
+                               continue_from=root / "run")
+    assert {"data", "vae", "base"} <= set(result["skipped"])
+    assert (tmp_path / "cont" / "data" / "train" / "manifest.jsonl").stat().st_ino == \
+        (root / "run" / "data" / "train" / "manifest.jsonl").stat().st_ino  # hard links, no second copy
+    run = json.loads((tmp_path / "cont" / "recipe_run.json").read_text())
+    assert run["continued_from"]["steps"] == {k: smoke["diffusion"]["max_train_steps"] for k in ("teacher", "baseline", "student")}
+    for kind in recipe.MODEL_KINDS:
+        info = json.loads((tmp_path / "export" / kind / "mmphys_recipe.json").read_text())
+        assert info["training"]["global_step"] == more["diffusion"]["max_train_steps"]
+        card = (tmp_path / "export" / kind / "README.md").read_text()
+        assert f"steps 1-{smoke['diffusion']['max_train_steps']} in run `{first_run_id(root)}`" in card
+    # the latent cache was re-keyed for the new folder, not re-encoded: the trainer found every clip cached
+    assert len(list((tmp_path / "cont" / "latent-cache").glob("*/*.safetensors"))) == \
+        len(list((root / "run" / "latent-cache").glob("*/*.safetensors")))
+    # straight baseline run of the larger budget on the same data / VAE / base: identical losses after the resume
+    straight = tmp_path / "straight"
+    for name in ("data", "vae", "base", "latent-cache"):
+        shutil.copytree(tmp_path / "cont" / name, straight / name)
+    recipe._train_stage("baseline", straight, more, 0)
+    log = lambda folder: [json.loads(l) for l in (folder / "baseline" / "logs" / "training_log.jsonl").read_text().splitlines()]
+    resumed = {h["step"]: h["loss"] for h in log(tmp_path / "cont")}
+    whole = {h["step"]: h["loss"] for h in log(straight)}
+    assert sorted(resumed) == list(range(smoke["diffusion"]["max_train_steps"] + 1, more["diffusion"]["max_train_steps"] + 1))
+    for step, loss in resumed.items():
+        assert loss == pytest.approx(whole[step], rel=1e-5), step
+
+
+def first_run_id(root):
+    return json.loads((root / "run" / "recipe_run.json").read_text())["run_id"]
+
+
+def test_continue_from_refuses_what_it_cannot_continue(smoke_run, tmp_path):
+    recipe, root, _ = smoke_run
+    smoke = recipe.load_preset("smoke")
+    other = json.loads(json.dumps(smoke))
+    other["diffusion"]["max_train_steps"] += 4
+    other["size"] = 64
+    with pytest.raises(MMPhysInputError, match=r"differs from that run's preset .* in \['size'\]"):
+        recipe.continue_run(root / "run", tmp_path / "a", other)
+    with pytest.raises(MMPhysInputError, match="expected more steps"):
+        recipe.continue_run(root / "run", tmp_path / "b", smoke)
+    cosine = json.loads(json.dumps(smoke))
+    cosine["diffusion"].update(max_train_steps=smoke["diffusion"]["max_train_steps"] + 4, lr_scheduler="cosine")
+    with pytest.raises(MMPhysInputError, match="lr_scheduler"):
+        recipe.continue_run(root / "run", tmp_path / "d", cosine)
+    with pytest.raises(MMPhysInputError, match="no recipe_run.json"):
+        recipe.continue_run(tmp_path, tmp_path / "c", smoke)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

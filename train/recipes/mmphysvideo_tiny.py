@@ -388,6 +388,19 @@ def _regularisers(kind: str, info: dict) -> str:
     return ", " + ", ".join(notes) if notes else ""
 
 
+def _training_time(stage: dict, info: dict) -> str:
+    """The model card's training-time line; a continued run counts the earlier run's steps too."""
+    line = (f"- training time: {stage.get('train_seconds', float('nan')):.1f} s for this model (median step "
+            f"{stage.get('median_step_seconds')} s); whole recipe {info['total_seconds']:.0f} s")
+    if "continued_from_step" not in stage:
+        return line
+    earlier = stage.get("earlier_wall_seconds")
+    return (f"- training time: steps 1-{stage['continued_from_step']} in run `{stage['earlier_run_id']}` "
+            f"({earlier if earlier is not None else 'unknown'} s), then steps {stage['continued_from_step'] + 1}-{stage.get('global_step')} "
+            f"in this run ({stage.get('train_seconds', float('nan')):.1f} s, median step {stage.get('median_step_seconds')} s), "
+            f"(`--continue-from`); whole recipe, both runs, {info['total_seconds']:.0f} s")
+
+
 def _model_card(kind: str, info: dict) -> str:
     """README.md of an exported model: how exactly it was trained, and what it scores."""
     titles = {
@@ -435,8 +448,7 @@ def _model_card(kind: str, info: dict) -> str:
         + (" (alignment weight 0: same data, steps, seed and noise as the student)" if kind == "baseline" else ""),
         f"- training loss: first {stage.get('loss_first', float('nan')):.4f} -> last {stage.get('loss_last', float('nan')):.4f}",
         f"- hardware: {info['hardware']}",
-        f"- training time: {stage.get('train_seconds', float('nan')):.1f} s for this model (median step "
-        f"{stage.get('median_step_seconds')} s); whole recipe {info['total_seconds']:.0f} s",
+        _training_time(stage, info),
         "",
         "## Held-out physics benchmark (`run_physics_benchmark`)",
         "",
@@ -512,9 +524,115 @@ def _stage_export(out: Path, export: Path, preset: dict, info: dict) -> None:
         os.replace(tmp, export / name)
 
 
+def _earlier_part(run: dict, kind: str) -> dict:
+    """For a continued run (`continue_run`): the step it continued from and the earlier run's time and first loss."""
+    earlier = run.get("continued_from")
+    if not earlier:
+        return {}
+    part = {"continued_from_step": earlier["steps"][kind], "earlier_wall_seconds": earlier["timings_s"].get(kind),
+            "earlier_run_id": earlier["run_id"]}
+    summary = Path(earlier["out"]) / kind / "train_summary.json"
+    if summary.is_file():
+        part["loss_first"] = json.loads(summary.read_text()).get("metrics", {}).get("loss_first")
+    return part
+
+
 def _stage_metrics(out: Path, kind: str) -> dict:
     summary = json.loads((out / kind / "train_summary.json").read_text())
     return {**summary.get("metrics", {}), "median_step_seconds": summary.get("median_step_seconds")}
+
+
+# ---------------------------------------------------------------------- continuing a finished run
+
+# outputs a continuation shares with the run it extends (hard links where the filesystem allows)
+_SHARED_STAGE_DIRS = ("data", "vae", "vae-joint", "vae-windows", "base", FEATURE_NET_DIR)
+
+
+def _preset_without_steps(preset: dict) -> dict:
+    diffusion = {k: v for k, v in preset.get("diffusion", {}).items() if k != "max_train_steps"}
+    return {**{k: v for k, v in preset.items() if k not in ("name", "description", "diffusion")}, "diffusion": diffusion}
+
+
+def continue_run(source: Path, out: Path, preset: dict) -> dict:
+    """Start `out` as a continuation of the finished or stopped run in `source`: same data, VAE, base and
+    feature net, and each diffusion model resumes from its latest checkpoint in `source` up to the
+    preset's larger ``diffusion.max_train_steps``. Returns the new ``recipe_run.json`` content.
+
+    The preset may differ from the source run's only in ``diffusion.max_train_steps`` (and its name and
+    description). With a constant learning rate the baseline then trains exactly as a straight run of the
+    preset would (exact resume); the student's earlier steps saw the earlier teacher.
+    """
+    from mmphys_diffusers.errors import MMPhysInputError
+    from mmphys_diffusers.training.checkpointing import list_checkpoints, read_training_state
+    from mmphys_diffusers.training.data import latent_cache_key
+    from mmphys_diffusers.utils.atomic import atomic_write_json
+
+    source, out = Path(source), Path(out)
+    source_file = source / "recipe_run.json"
+    if not source_file.is_file():
+        raise MMPhysInputError(f"--continue-from {source}: no recipe_run.json there; expected the --out folder of a recipe run")
+    earlier = json.loads(source_file.read_text())
+    schedule = preset["diffusion"].get("lr_scheduler", "constant")
+    if schedule not in ("constant", "constant_with_warmup"):
+        # a resumed scheduler keeps the old run's length: a decaying schedule would not match a straight run
+        raise MMPhysInputError(f"--continue-from {source}: diffusion.lr_scheduler is {schedule!r}; continuing a run needs "
+                               "'constant' or 'constant_with_warmup'")
+    if _preset_without_steps(earlier["preset"]) != _preset_without_steps(preset):
+        old, new = _preset_without_steps(earlier["preset"]), _preset_without_steps(preset)
+        differing = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise MMPhysInputError(f"--continue-from {source}: preset {preset['name']!r} differs from that run's preset "
+                               f"{earlier['preset'].get('name')!r} in {differing}; expected only diffusion.max_train_steps to differ")
+    old_steps, new_steps = earlier["preset"]["diffusion"]["max_train_steps"], preset["diffusion"]["max_train_steps"]
+    if new_steps <= old_steps:
+        raise MMPhysInputError(f"--continue-from {source}: preset trains {new_steps} diffusion steps, that run {old_steps}; "
+                               "expected more steps than the run it continues")
+    if out.exists() and any(out.iterdir()):
+        raise MMPhysInputError(f"--out {out}: not empty; a continuation starts in a new folder (rerun without --continue-from to resume it)")
+    steps: dict[str, int] = {}
+    for kind in ("teacher", "baseline", "student"):
+        found = list_checkpoints(source / kind)
+        if not found:
+            raise MMPhysInputError(f"--continue-from {source}: {kind}/ has no checkpoint-* to continue from")
+        steps[kind] = int(read_training_state(found[-1][1])["global_step"])
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".continue.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+
+    def link(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:  # another filesystem
+            shutil.copy2(src, dst)
+
+    for name in _SHARED_STAGE_DIRS:
+        if (source / name).is_dir():
+            shutil.copytree(source / name, tmp / name, copy_function=link, ignore=shutil.ignore_patterns("checkpoint-*", ".checkpoint-*"))
+    for kind in ("teacher", "baseline", "student"):
+        latest = list_checkpoints(source / kind)[-1][1]
+        shutil.copytree(latest, tmp / kind / latest.name)
+    # the latent cache is keyed by its settings, which include the run folder: re-key it for `out`
+    for cache in sorted((source / "latent-cache").glob("*/cache_info.json")):
+        info = json.loads(cache.read_text())
+        src_root, out_root = source.resolve(), out.resolve()
+        info = {k: (str(out_root / Path(v).relative_to(src_root)) if isinstance(v, str) and Path(v).is_relative_to(src_root) else v)
+                for k, v in info.items()}
+        target = tmp / "latent-cache" / latent_cache_key(info)
+        shutil.copytree(cache.parent, target, copy_function=link, ignore=shutil.ignore_patterns("cache_info.json"))
+        atomic_write_json(target / "cache_info.json", info)
+    for child in tmp.iterdir():
+        os.replace(child, out / child.name)
+    tmp.rmdir()
+    run = {
+        "run_id": f"{preset['name']}-{int(time.time())}",
+        "preset": preset,
+        "timings_s": {k: v for k, v in earlier["timings_s"].items() if k in ("data", "vae", "base")},
+        "continued_from": {"run_id": earlier["run_id"], "out": str(source), "steps": steps,
+                           "timings_s": {k: earlier["timings_s"].get(k) for k in ("teacher", "baseline", "student")}},
+    }
+    atomic_write_json(out / "recipe_run.json", run)
+    _log(f"continuing {source} (steps {steps}) in {out} up to {new_steps} steps")
+    return run
 
 
 # ---------------------------------------------------------------------- driver
@@ -543,6 +661,7 @@ def run_recipe(
     seed: int = 0,
     stages: Sequence[str] = STAGES,
     command: str | None = None,
+    continue_from: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the recipe; returns ``{"timings_s", "skipped", "vae", "stages", "eval", "export"}``.
 
@@ -552,6 +671,8 @@ def run_recipe(
         export: where the three models are exported (default: the package's bundled-model folder).
         device: "auto" (CUDA when present), "cuda" or "cpu".
         stages: the stages to run, in recipe order (later stages need the earlier outputs).
+        continue_from: the ``out`` folder of an earlier run of the same preset with fewer diffusion steps;
+            a new `out` starts from its stages and checkpoints (`continue_run`).
     """
     import torch
 
@@ -568,10 +689,11 @@ def run_recipe(
     if device == "cpu":
         preset["diffusion"] = {k: v for k, v in preset["diffusion"].items() if k != "mixed_precision"}
     with _accelerate_on_cpu(device == "cpu" and torch.cuda.is_available()):
-        return _run_stages(preset, Path(out), export, device, seed, stages, command)
+        return _run_stages(preset, Path(out), export, device, seed, stages, command, continue_from)
 
 
-def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages: Sequence[str], command: str | None) -> dict[str, Any]:
+def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages: Sequence[str], command: str | None,
+                continue_from=None) -> dict[str, Any]:
     from mmphys_diffusers.errors import MMPhysInputError
     from mmphys_diffusers.utils.atomic import atomic_write_json
 
@@ -579,6 +701,8 @@ def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages:
     export = Path(export) if export is not None else DEFAULT_EXPORT
     out.mkdir(parents=True, exist_ok=True)
     run_file = out / "recipe_run.json"
+    if continue_from is not None and not run_file.is_file():
+        continue_run(Path(continue_from), out, preset)
     run = json.loads(run_file.read_text()) if run_file.is_file() else {}
     if run and run.get("preset") != preset:
         raise MMPhysInputError(f"{out} holds a run of another preset ({run.get('preset', {}).get('name')}); use another --out")
@@ -667,10 +791,13 @@ def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages:
             "diffusion": preset["diffusion"],
             "teacher_options": preset.get("teacher", {}),
             "text_encoder": describe_text_encoder(preset),
-            "stages": {kind: {**_stage_metrics(out, kind), "wall_seconds": timings.get(kind)} for kind in MODEL_KINDS},
+            "stages": {kind: {**_stage_metrics(out, kind), "wall_seconds": timings.get(kind), **_earlier_part(run, kind)}
+                       for kind in MODEL_KINDS},
             "eval": eval_by_model,
             "hardware": hardware_summary(device),
-            "total_seconds": sum(v for k, v in timings.items() if k != "export"),
+            # a continued run also counts the diffusion time of the run it continued
+            "total_seconds": sum(v for k, v in timings.items() if k != "export")
+            + sum(v or 0 for v in run.get("continued_from", {}).get("timings_s", {}).values()),
         }
         timed("export", _stage_export, out, export, preset, info)
     if skipped:
@@ -687,6 +814,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"], help="auto: CUDA when present")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES, help="run only these stages")
+    parser.add_argument("--continue-from", default=None, metavar="OUT",
+                        help="start --out from an earlier run of this preset with fewer diffusion steps (its data, VAE, base "
+                             "and latest checkpoints), and train on to the preset's max_train_steps")
     args = parser.parse_args(argv)
 
     import logging
@@ -696,7 +826,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     out = args.out or f"outputs/mmphysvideo-tiny-{Path(args.preset).stem}"
     try:
-        run_recipe(args.preset, out, export=args.export, device=args.device, seed=args.seed, stages=args.stages)
+        run_recipe(args.preset, out, export=args.export, device=args.device, seed=args.seed, stages=args.stages,
+                   continue_from=args.continue_from)
     except MMPhysInputError as exc:
         print(f"mmphysvideo_tiny.py: error: {exc}", file=sys.stderr)
         return 2
