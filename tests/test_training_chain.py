@@ -210,6 +210,28 @@ def test_latent_cache_is_reused_and_matches_online_encoding(world, tmp_path):
     assert len([p for p in cache_dir.iterdir() if p.is_dir()]) == 2
 
 
+def test_foreground_loss_weight_reweights_objects_and_keys_its_own_cache(world, tmp_path):
+    """Same data, timesteps and noise: the weighted run's first loss differs, and its cache (which holds
+    the object masks) lives under another key; cached and online masks give the same losses."""
+    cache_dir = tmp_path / "cache"
+    common = dict(pretrained_model="tiny-wan", dataset=str(world / "main"), max_train_steps=2, checkpointing_steps=2,
+                  num_validation_videos=0, num_frames=9, height=32, width=32, report_to="none", alignment_loss_weight=0.0,
+                  perception_codec_kwargs={"unified": {"near": 4.0, "far": 16.0}})
+    plain = train_student(StudentTrainConfig(output_dir=str(tmp_path / "plain"), cache_latents=True, latent_cache_dir=str(cache_dir), **common))
+    weighted = train_student(StudentTrainConfig(output_dir=str(tmp_path / "weighted"), cache_latents=True, latent_cache_dir=str(cache_dir),
+                                                foreground_loss_weight=4.0, **common))
+    online = train_student(StudentTrainConfig(output_dir=str(tmp_path / "online"), cache_latents=False, foreground_loss_weight=4.0, **common))
+    assert len([p for p in cache_dir.iterdir() if p.is_dir()]) == 2
+    masks = [load_file(str(f)) for f in cache_dir.rglob("*.safetensors")]
+    with_mask = [m for m in masks if "foreground" in m]
+    assert len(with_mask) == 4 and all(0 < m["foreground"].mean() < 1 for m in with_mask)  # objects, not the whole frame
+    assert weighted["history"][0]["loss"] != pytest.approx(plain["history"][0]["loss"], rel=1e-3)
+    for a, b in zip(weighted["history"], online["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    with pytest.raises(MMPhysInputError, match="foreground_loss_weight"):
+        StudentTrainConfig(**{**common, "foreground_loss_weight": 1.0, "perception_cue": "depth"}).validate()
+
+
 def _weights(folder):
     return load_file(str(folder / "transformer" / "diffusion_pytorch_model.safetensors"))
 

@@ -10,6 +10,7 @@ from mmphys_diffusers.training.losses import (
     alignment_loss,
     cosine_alignment_loss,
     diffusion_loss,
+    latent_foreground_mask,
     relation_alignment_loss,
     resample_tokens,
     token_relation_matrix,
@@ -101,6 +102,30 @@ def test_diffusion_loss_weighting():
     assert diffusion_loss(pred, target, torch.tensor([0.0, 2.0])).item() == pytest.approx(1.0)
     with pytest.raises(MMPhysInputError, match="shape"):
         diffusion_loss(pred, target[:, :2])
+
+
+def test_diffusion_loss_element_weight_is_a_weighted_mean_per_sample():
+    pred = torch.zeros(2, 1, 2, 1, 2)
+    target = torch.tensor([1.0, 3.0, 1.0, 1.0]).reshape(1, 1, 2, 1, 2).repeat(2, 1, 1, 1, 1)  # err^2: 1, 9, 1, 1
+    weight = torch.ones(2, 1, 2, 1, 2)
+    weight[0, 0, 0, 0, 1] = 5.0  # sample 0 up-weights its large error
+    # sample 0: (1 + 45 + 1 + 1) / 8 = 6; sample 1: plain mean 3
+    assert diffusion_loss(pred, target, element_weight=weight).item() == pytest.approx((6.0 + 3.0) / 2)
+    assert diffusion_loss(pred, target, element_weight=torch.ones_like(weight)).item() == pytest.approx(diffusion_loss(pred, target).item())
+
+
+def test_latent_foreground_mask_follows_the_causal_vae_grid():
+    """17 frames -> 5 latent frames (frame 0 alone, then 4 each); 64 px -> 16 latent px (4 x 4 blocks)."""
+    pixels = torch.zeros(1, 17, 64, 64, dtype=torch.bool)
+    pixels[0, 0, 10, 10] = True   # frame 0 -> latent frame 0, block (2, 2)
+    pixels[0, 5, 63, 0] = True    # frames 5..8 -> latent frame 2, block (15, 0)
+    mask = latent_foreground_mask(pixels, (1, 8, 5, 16, 16))
+    assert mask.shape == (1, 1, 5, 16, 16)
+    assert mask.nonzero().tolist() == [[0, 0, 0, 2, 2], [0, 0, 2, 15, 0]]
+    same_grid = latent_foreground_mask(pixels[:, :5], (1, 8, 5, 64, 64))
+    assert torch.equal(same_grid[0, 0], pixels[0, :5].float())
+    with pytest.raises(MMPhysInputError, match="latent frames"):
+        latent_foreground_mask(pixels[:, :16], (1, 8, 5, 16, 16))
 
 
 def test_ema_tracks_and_swaps():

@@ -139,14 +139,53 @@ def alignment_loss(
     raise MMPhysInputError(f"alignment loss {kind!r}: expected 'margin' or 'cosine'")
 
 
-def diffusion_loss(model_output: torch.Tensor, target: torch.Tensor, weighting: torch.Tensor | None = None) -> torch.Tensor:
+def latent_foreground_mask(foreground: torch.Tensor, latent_shape: Sequence[int]) -> torch.Tensor:
+    """Object pixels -> the latent positions they touch.
+
+    The video VAEs here are causal: latent frame 0 holds pixel frame 0 alone and each later latent frame
+    holds the next ``(F - 1) / (T - 1)`` frames (or one frame each when ``T == F``); spatially, a latent
+    position covers a ``H/h x W/w`` block. A position is foreground when any pixel it covers is.
+
+    Shapes: ``foreground`` ``[B, F, H, W]`` (bool or {0, 1}); ``latent_shape`` ``[B, C, T, h, w]``.
+    Returns ``[B, 1, T, h, w]`` float in {0, 1}.
+    """
+    if foreground.ndim != 4:
+        raise MMPhysInputError(f"foreground mask: expected [B, F, H, W], got {tuple(foreground.shape)}")
+    frames, t = foreground.shape[1], int(latent_shape[2])
+    if t == frames:
+        grouped = foreground.float()
+    elif t > 1 and (frames - 1) % (t - 1) == 0:
+        k = (frames - 1) // (t - 1)
+        rest = foreground[:, 1:].float().unflatten(1, (t - 1, k)).amax(2)
+        grouped = torch.cat([foreground[:, :1].float(), rest], dim=1)
+    else:
+        raise MMPhysInputError(f"foreground mask: {frames} frames do not map onto {t} latent frames (expected T == F or F = 1 + k(T - 1))")
+    pooled = F.adaptive_max_pool2d(grouped, tuple(int(s) for s in latent_shape[3:]))
+    return pooled[:, None]
+
+
+def diffusion_loss(
+    model_output: torch.Tensor,
+    target: torch.Tensor,
+    weighting: torch.Tensor | None = None,
+    element_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Per-sample-weighted MSE, averaged: ``mean_b(w_b * mean((pred - target)^2))``.
 
-    Shapes: ``model_output`` and ``target`` ``[B, ...]``; ``weighting`` ``[B]`` or None.
+    With ``element_weight`` each sample's mean is the weighted mean ``sum(e * err) / sum(e)``, so a
+    sample's loss keeps its scale however much of it is up-weighted.
+
+    Shapes: ``model_output`` and ``target`` ``[B, ...]``; ``weighting`` ``[B]`` or None; ``element_weight``
+    broadcastable to ``model_output`` (e.g. ``[B, 1, T, h, w]``) or None.
     """
     if model_output.shape != target.shape:
         raise MMPhysInputError(f"model output {tuple(model_output.shape)} and target {tuple(target.shape)} differ in shape")
-    per_sample = (model_output.float() - target.float()).pow(2).flatten(1).mean(1)
+    err = (model_output.float() - target.float()).pow(2)
+    if element_weight is None:
+        per_sample = err.flatten(1).mean(1)
+    else:
+        weight = element_weight.float().expand_as(err)
+        per_sample = (weight * err).flatten(1).sum(1) / weight.flatten(1).sum(1)
     if weighting is not None:
         per_sample = per_sample * weighting.float().reshape(-1)
     return per_sample.mean()

@@ -173,7 +173,7 @@ class StudentTrainer(Trainer):
         prediction, student_features = self.model(
             hidden_states=noisy, encoder_hidden_states=prompt_embeds, timestep=timesteps, **extra
         )
-        loss_diffusion = diffusion_loss(prediction, target)
+        loss_diffusion = diffusion_loss(prediction, target, element_weight=self.loss_element_weight(batch, rgb))
         # "joint" mode noises the teacher's perception input: drawn whether or not a teacher runs, so the
         # noise stream of the next steps does not depend on the teacher's presence
         perception_noise = self.noise_like(perception) if cfg.teacher_perception_mode == "joint" else None

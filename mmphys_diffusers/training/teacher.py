@@ -105,8 +105,9 @@ class TeacherTrainer(Trainer):
         rgb_weight = (~clean_rgb).float()
         perception_weight = (~clean_perception).float()
         # Normalise by the batch size (not the kept count) so the gradient scale does not jump with dropout.
-        loss_rgb = diffusion_loss(prediction_rgb, target_rgb, rgb_weight)
-        loss_perception = diffusion_loss(prediction_perception, target_perception, perception_weight)
+        objects = self.loss_element_weight(batch, rgb)  # both streams show the same objects
+        loss_rgb = diffusion_loss(prediction_rgb, target_rgb, rgb_weight, element_weight=objects)
+        loss_perception = diffusion_loss(prediction_perception, target_perception, perception_weight, element_weight=objects)
         loss = loss_rgb + cfg.perception_loss_weight * loss_perception
         return loss, {"loss_rgb": loss_rgb.detach().item(), "loss_perception": loss_perception.detach().item()}
 

@@ -34,6 +34,7 @@ from .checkpointing import CheckpointManager, resolve_checkpoint
 from .config import TrainConfig
 from .data import CachedLatents, EpochSeededSampler, LatentCache, TrainingClips, collate_training_clips
 from .ema import TrainableEMA
+from .losses import latent_foreground_mask
 
 logger = logging.getLogger(__name__)
 
@@ -292,6 +293,8 @@ class Trainer(ABC):
         # before the option existed (per-clip codec ranges) keep their key
         if cfg.cue_codec_kwargs:
             info["codec_kwargs"] = cfg.cue_codec_kwargs
+        if cfg.foreground_loss_weight:  # such caches also hold the object mask (others keep their key)
+            info["foreground_mask"] = True
         return info
 
     def perception_info(self) -> dict[str, Any]:
@@ -310,7 +313,27 @@ class Trainer(ABC):
         embeds = self.adapter.encode_prompt(
             self.pipe.text_encoder, self.pipe.tokenizer, list(batch["caption"]), self.max_sequence_length, device=device, dtype=self.weight_dtype
         )
-        return {"rgb_latents": rgb.float(), "perception_latents": perception.float(), "prompt_embeds": embeds.float()}
+        out = {"rgb_latents": rgb.float(), "perception_latents": perception.float(), "prompt_embeds": embeds.float()}
+        if self.config.foreground_loss_weight:
+            out["foreground"] = self._latent_foreground(batch["perception"].to(device), rgb.shape)
+        return out
+
+    def _latent_foreground(self, perception: torch.Tensor, latent_shape) -> torch.Tensor:
+        """Unified pseudo-RGB ``[B, 3, F, H, W]`` in [-1, 1] -> object latent positions ``[B, 1, T, h, w]``."""
+        # G is the instance level, 0 (-1 here) on the background; levels are 2 / max_instances apart
+        max_instances = float((self.config.cue_codec_kwargs or {}).get("max_instances", 32))
+        objects = perception[:, 1] > -1.0 + 1.0 / max_instances
+        return latent_foreground_mask(objects, latent_shape)
+
+    def loss_element_weight(self, batch: dict, latents: torch.Tensor) -> torch.Tensor | None:
+        """Per-position diffusion-loss weights ``[B, 1, T, h, w]`` (``1 + foreground_loss_weight`` on objects), or None."""
+        weight = float(self.config.foreground_loss_weight)
+        if not weight:
+            return None
+        mask = batch.get("foreground")
+        if mask is None:
+            mask = self._latent_foreground(batch["perception"].to(latents.device), latents.shape)
+        return 1.0 + weight * mask.to(latents.device, torch.float32)
 
     def latents_of(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(rgb latents, perception latents, prompt embeddings) of a pixel or cached batch, in the weight dtype."""

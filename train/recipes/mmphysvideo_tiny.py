@@ -378,13 +378,15 @@ def _stage_eval(out: Path, preset: dict, device: str, seed: int = 0) -> dict:
 
 
 def _regularisers(kind: str, info: dict) -> str:
-    """The model card's note on EMA and caption dropout (empty when the preset uses neither)."""
+    """The model card's note on EMA, caption dropout and loss weighting (empty when the preset uses none)."""
     options = {**info["diffusion"], **(info.get("teacher_options", {}) if kind == "teacher" else {})}
     notes = []
     if options.get("use_ema"):
         notes.append(f"EMA {options.get('ema_decay', 0.999)} (the saved weights)")
     if options.get("caption_dropout_prob"):
         notes.append(f"caption dropout {options['caption_dropout_prob']}")
+    if options.get("foreground_loss_weight"):
+        notes.append(f"object positions weigh 1 + {options['foreground_loss_weight']} in the diffusion loss")
     return ", " + ", ".join(notes) if notes else ""
 
 
