@@ -339,7 +339,7 @@ def test_smoke_recipe_exports_three_loadable_models_with_cards(smoke_run):
     preset = recipe.load_preset("smoke")
     export = root / "export"
     assert result["skipped"] == []
-    assert set(result["timings_s"]) == set(recipe.STAGES)
+    assert set(result["timings_s"]) == set(recipe.STAGES) - {"pretrain"}  # the smoke preset has no pretrain block
     for kind in recipe.MODEL_KINDS:
         folder = export / kind
         card = (folder / "README.md").read_text()
@@ -433,6 +433,30 @@ def test_replicate_training_seed_retrains_baseline_and_student_and_compares(smok
     assert (out / "teacher").resolve() == (run / "teacher").resolve()
     with pytest.raises(MMPhysInputError, match="recipe run"):
         replicate.main(["--run", str(root / "export"), "--seed", "1"])
+
+
+def test_pretrain_stage_gives_every_model_an_rgb_pretrained_starting_point(smoke_run, tmp_path):
+    """A preset's `pretrain` block trains an RGB-only model from the base, and the teacher, baseline and
+    student fine-tune it: the baseline's first batch (same seed, data and noise) then scores lower."""
+    import shutil
+
+    recipe, root, first = smoke_run
+    preset = recipe.load_preset("smoke")
+    preset["name"], preset["pretrain"] = "smoke-pretrain", {"max_train_steps": 12, "learning_rate": 3e-3}
+    out = tmp_path / "run"
+    for name in ("data", "vae", "base"):
+        shutil.copytree(root / "run" / name, out / name)
+    result = recipe.run_recipe(preset, out, export=tmp_path / "export", device="cpu", command="pytest pretrain")
+    assert "pretrain" in result["timings_s"]
+    assert json.loads((out / "pretrain" / "train_summary.json").read_text())["metrics"]["global_step"] == 12
+    caches = {json.loads(f.read_text())["pretrained_model"] for f in (out / "latent-cache").glob("*/cache_info.json")}
+    assert caches == {str((out / "base").resolve()), str((out / "pretrain").resolve())}
+    log = lambda folder: [json.loads(l)["loss"] for l in (folder / "baseline" / "logs" / "training_log.jsonl").read_text().splitlines()]
+    assert log(out)[0] < log(root / "run")[0]
+    for kind in recipe.MODEL_KINDS:
+        card = (tmp_path / "export" / kind / "README.md").read_text()
+        assert "an RGB-only model pretrained 12 steps from the fresh base" in card
+    assert "freshly initialised base" in (root / "export" / "student" / "README.md").read_text()
 
 
 def test_continue_from_trains_a_finished_run_on_to_more_steps(smoke_run, tmp_path):

@@ -12,11 +12,14 @@ so the command can be killed with -9 and simply run again):
 2. ``vae``      train a tiny ``AutoencoderKLWan`` on RGB + "unified" pseudo-RGB clips, store latent stats;
 3. ``base``     assemble the base pipeline: trained VAE + frozen tiny UMT5 + byte tokenizer + a fresh
                 tiny Wan transformer + the flow-matching scheduler (``<out>/base``);
-4. ``teacher``  the Bidirectionally Controlled Teacher (RGB + perception streams);
-5. ``baseline`` RGB-only diffusion fine-tune of the base (the student trainer with alignment weight 0, no teacher);
-6. ``student``  the student distilled from the teacher: same data, steps, seed and noise as the baseline;
-7. ``eval``     `run_physics_benchmark` on held-out scenes for the three models (+ seconds per video);
-8. ``export``   copy the three pipelines to ``--export`` with a model card, ``mmphys_recipe.json`` and a sample.
+4. ``pretrain`` only with a ``pretrain`` block in the preset: an RGB-only model trained from the base
+                (``<out>/pretrain``), which the next three stages then fine-tune, as the paper fine-tunes
+                a pretrained video model;
+5. ``teacher``  the Bidirectionally Controlled Teacher (RGB + perception streams);
+6. ``baseline`` RGB-only diffusion fine-tune of the base (the student trainer with alignment weight 0, no teacher);
+7. ``student``  the student distilled from the teacher: same data, steps, seed and noise as the baseline;
+8. ``eval``     `run_physics_benchmark` on held-out scenes for the three models (+ seconds per video);
+9. ``export``   copy the three pipelines to ``--export`` with a model card, ``mmphys_recipe.json`` and a sample.
 
 The perception videos use FIXED unified-codec ranges for the whole dataset (depth near/far from the
 simulator's camera, a flow scale per resolution), so a generated perception video decodes to metric
@@ -39,7 +42,7 @@ from typing import Any, Sequence
 REPO = Path(__file__).resolve().parents[2]
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 DEFAULT_EXPORT = REPO / "mmphys_diffusers" / "assets" / "mmphysvideo-tiny"
-STAGES = ("data", "vae", "base", "teacher", "baseline", "student", "eval", "export")
+STAGES = ("data", "vae", "base", "pretrain", "teacher", "baseline", "student", "eval", "export")
 MODEL_KINDS = ("baseline", "teacher", "student")
 RECIPE_FILE = "mmphys_recipe.json"
 PERCEPTION_CUE = "unified"
@@ -119,15 +122,22 @@ def _timed_trainer(base_cls: type) -> type:
     return TimedTrainer
 
 
+def starting_point(out: Path, preset: dict) -> Path:
+    """The pipeline the teacher, baseline and student start from: ``pretrain/`` when the preset has a
+    ``pretrain`` block, else the freshly initialised ``base/``."""
+    return out / "pretrain" if preset.get("pretrain") else out / "base"
+
+
 def _train_stage(kind: str, out: Path, preset: dict, seed: int) -> dict:
-    """Train one of teacher / baseline / student into ``<out>/<kind>`` (resuming); returns its summary."""
+    """Train one of pretrain / teacher / baseline / student into ``<out>/<kind>`` (resuming); returns its summary."""
     from mmphys_diffusers.training.config import StudentTrainConfig, TeacherTrainConfig, config_from_dict
     from mmphys_diffusers.training.student import StudentTrainer
     from mmphys_diffusers.training.teacher import TeacherTrainer
     from mmphys_diffusers.training.trainer import write_summary
 
+    diffusion = {**preset["diffusion"], **preset["pretrain"]} if kind == "pretrain" else preset["diffusion"]
     common = {
-        "pretrained_model": str(out / "base"),
+        "pretrained_model": str(out / "base" if kind == "pretrain" else starting_point(out, preset)),
         "dataset": str(out / "data" / "train"),
         "perception_cue": PERCEPTION_CUE,
         "num_frames": preset["num_frames"],
@@ -145,13 +155,13 @@ def _train_stage(kind: str, out: Path, preset: dict, seed: int) -> dict:
         "checkpoints_total_limit": 2,
         "report_to": "none",
         "validation_prompt": "a red ball falls and bounces on the floor",
-        **preset["diffusion"],
+        **diffusion,
     }
     if kind == "teacher":
         config, trainer_cls = config_from_dict(TeacherTrainConfig, {**common, **preset["teacher"]}), TeacherTrainer
     else:
         student = dict(preset["student"], teacher_model=str(out / "teacher"))
-        if kind == "baseline":
+        if kind in ("baseline", "pretrain"):
             # RGB-only: the same trainer, data, steps, seed and noise stream; no teacher is loaded or run
             student.update(alignment_loss_weight=0.0, teacher_model="")
         config, trainer_cls = config_from_dict(StudentTrainConfig, {**common, **student}), StudentTrainer
@@ -403,10 +413,27 @@ def _training_time(stage: dict, info: dict) -> str:
             f"(`--continue-from`); whole recipe, both runs, {info['total_seconds']:.0f} s")
 
 
+def _reused_from(folder: Path) -> str | None:
+    """Where a stage's output was copied from, when it was (a ``REUSED`` note in the folder), else None."""
+    note = folder / "REUSED"
+    return note.read_text().strip() if note.is_file() else None
+
+
+def _pretrain_line(info: dict) -> str:
+    """The model card's line on the RGB-only pretraining every model starts from (empty without one)."""
+    pre = info.get("pretrain")
+    if not pre:
+        return "- starting point: the freshly initialised base transformer"
+    line = (f"- starting point: an RGB-only model pretrained {pre.get('global_step')} steps from the fresh base "
+            f"(the recipe's `pretrain` stage; loss {pre.get('loss_first', float('nan')):.4f} -> {pre.get('loss_last', float('nan')):.4f}, "
+            f"{pre.get('train_seconds', float('nan')):.1f} s)")
+    return line + (f"; that stage's output was reused from {pre['reused_from']}" if pre.get("reused_from") else "")
+
+
 def _model_card(kind: str, info: dict) -> str:
     """README.md of an exported model: how exactly it was trained, and what it scores."""
     titles = {
-        "baseline": "RGB-only baseline (plain diffusion fine-tune of the base, no perception)",
+        "baseline": "RGB-only baseline (plain diffusion fine-tune, no perception)",
         "teacher": "Bidirectionally Controlled Teacher (RGB + unified pseudo-RGB perception streams)",
         "student": "single-stream student distilled from the teacher by relation alignment",
     }
@@ -445,6 +472,7 @@ def _model_card(kind: str, info: dict) -> str:
         + (f" (stage output reused from {info['vae']['reused_from']})" if info["vae"].get("reused_from") else ""),
         f"- text encoder: {info.get('text_encoder', describe_text_encoder({}))}; prompts are read by",
         "  the transformer's cross-attention, which learns over these fixed features",
+        _pretrain_line(info),
         f"- steps: {stage.get('global_step')}, batch {info['diffusion']['train_batch_size']}, lr {info['diffusion']['learning_rate']}"
         + _regularisers(kind, info)
         + (" (alignment weight 0: same data, steps, seed and noise as the student)" if kind == "baseline" else ""),
@@ -547,7 +575,7 @@ def _stage_metrics(out: Path, kind: str) -> dict:
 # ---------------------------------------------------------------------- continuing a finished run
 
 # outputs a continuation shares with the run it extends (hard links where the filesystem allows)
-_SHARED_STAGE_DIRS = ("data", "vae", "vae-joint", "vae-windows", "base", FEATURE_NET_DIR)
+_SHARED_STAGE_DIRS = ("data", "vae", "vae-joint", "vae-windows", "base", "pretrain", FEATURE_NET_DIR)
 
 
 def _preset_without_steps(preset: dict) -> dict:
@@ -748,14 +776,15 @@ def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages:
         vae_summary = timed("vae", _stage_vae, out, preset, seed, device)
     if "base" in stages:
         timed("base", _stage_base, out, preset, seed)
-    for kind in ("teacher", "baseline", "student"):
-        if kind not in stages:
+    for kind in ("pretrain", "teacher", "baseline", "student"):
+        if kind not in stages or (kind == "pretrain" and not preset.get("pretrain")):
             continue
         if finished(kind):
             _log(f"{kind}: finished, skipped")
             skipped.append(kind)
             continue
-        _log(f"{kind}: training {preset['diffusion']['max_train_steps']} steps -> {out / kind} (resumes from its latest checkpoint)")
+        steps = {**preset["diffusion"], **(preset.get("pretrain") or {})}["max_train_steps"] if kind == "pretrain" else preset["diffusion"]["max_train_steps"]
+        _log(f"{kind}: training {steps} steps -> {out / kind} (resumes from its latest checkpoint)")
         timed(kind, _train_stage, kind, out, preset, seed)
     if "eval" in stages:
         results = timed("eval", _stage_eval, out, preset, device, seed)
@@ -795,10 +824,14 @@ def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages:
             "text_encoder": describe_text_encoder(preset),
             "stages": {kind: {**_stage_metrics(out, kind), "wall_seconds": timings.get(kind), **_earlier_part(run, kind)}
                        for kind in MODEL_KINDS},
+            "pretrain": ({**_stage_metrics(out, "pretrain"), "wall_seconds": timings.get("pretrain"),
+                          "reused_from": _reused_from(out / "pretrain")} if preset.get("pretrain") else None),
             "eval": eval_by_model,
             "hardware": hardware_summary(device),
             # a continued run also counts the diffusion time of the run it continued
             "total_seconds": sum(v for k, v in timings.items() if k != "export")
+            # a reused pretrain stage still cost its training time once
+            + (_stage_metrics(out, "pretrain").get("train_seconds") or 0 if preset.get("pretrain") and "pretrain" not in timings else 0)
             + sum(v or 0 for v in run.get("continued_from", {}).get("timings_s", {}).values()),
         }
         timed("export", _stage_export, out, export, preset, info)
