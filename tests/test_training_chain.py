@@ -52,6 +52,22 @@ def _mean(values):
     return sum(values) / len(values)
 
 
+def test_mmphys_generate_defaults_to_the_clip_shape_a_trained_folder_learnt(chain, tmp_path):
+    """A trainer's output folder records its frames and size, so `mmphys generate --model <folder>` without
+    --frames/--size makes 9 x 32 x 32 clips, not the pipeline's 81 x 480 x 832 default."""
+    from mmphys_diffusers.cli.generate import generate
+    from mmphys_diffusers.utils.video_io import read_video
+
+    out, _, _ = chain
+    assert json.loads((out / "student" / "mmphys_recipe.json").read_text())["generation_defaults"] == \
+        {"num_frames": 9, "height": 32, "width": 32}
+    video = tmp_path / "student.mp4"
+    generate("a ball falls", video, model=str(out / "student"), steps=2)
+    frames = read_video(video)
+    frames = frames[0] if isinstance(frames, tuple) else frames
+    assert np.asarray(frames).shape == (9, 32, 32, 3)
+
+
 def test_teacher_trains_and_loads(chain):
     out, summary, _ = chain
     from mmphys_diffusers.pipelines import MMPhysVideoTeacherPipeline

@@ -496,7 +496,9 @@ class Trainer(ABC):
             with ema_context:
                 self.save_outputs(model)
                 samples = self.validate("final", model=model)
-            atomic_write_json(self.output_dir / PERCEPTION_INFO_FILE, self.perception_info())
+            # the clip shape it learnt: `mmphys generate` defaults to it (a pipeline's own default is 81 x 480 x 832)
+            generation = {"num_frames": cfg.num_frames, "height": cfg.height, "width": cfg.width}
+            atomic_write_json(self.output_dir / PERCEPTION_INFO_FILE, {**self.perception_info(), "generation_defaults": generation})
             self._write_history()
             metrics = {**self.metrics(), "train_seconds": round(train_seconds, 2)}
             summary["metrics"] = metrics
