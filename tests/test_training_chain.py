@@ -335,7 +335,8 @@ def test_perception_codec_kwargs_reach_dataset_cache_key_and_output(world, tmp_p
         assert json.loads((keys[name] / "cache_info.json").read_text())["codec_kwargs"] == kwargs["unified"]
         # recorded next to model_index.json for inference (read by `mmphys generate`)
         recorded = json.loads((tmp_path / name / "mmphys_recipe.json").read_text())
-        assert recorded == {"perception_cue": "unified", "perception_codec_kwargs": kwargs["unified"]}
+        assert recorded == {"perception_cue": "unified", "perception_codec_kwargs": kwargs["unified"],
+                            "generation_defaults": {"num_frames": 9, "height": 32, "width": 32}}
         assert summary["perception_codec_kwargs"] == kwargs["unified"]
     assert keys["narrow"] != keys["wide"]  # other codec settings never reuse a cache
     clip = sorted(p.name for p in keys["narrow"].glob("*.safetensors"))[0]
