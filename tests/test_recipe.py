@@ -497,6 +497,39 @@ def test_continue_from_trains_a_finished_run_on_to_more_steps(smoke_run, tmp_pat
         assert loss == pytest.approx(whole[step], rel=1e-5), step
 
 
+def test_continue_from_into_a_final_decay_matches_a_straight_run(smoke_run, tmp_path):
+    """A constant-rate run continued into `warmup_stable_decay` trains exactly as a straight WSD run of the
+    larger budget: same losses after the resume, and the rate falls linearly to 0 over the decay steps."""
+    import shutil
+
+    recipe, root, _ = smoke_run
+    smoke = recipe.load_preset("smoke")
+    old_steps = smoke["diffusion"]["max_train_steps"]
+    wsd = json.loads(json.dumps(smoke))
+    wsd["name"] = "smoke-wsd"
+    wsd["diffusion"].update(max_train_steps=old_steps + 4, lr_scheduler="warmup_stable_decay", lr_decay_steps=4)
+    recipe.run_recipe(wsd, tmp_path / "cont", export=tmp_path / "export", device="cpu", command="pytest wsd",
+                      continue_from=root / "run")
+    for kind in recipe.MODEL_KINDS:
+        card = (tmp_path / "export" / kind / "README.md").read_text()
+        assert f"decayed linearly to 0 over steps {old_steps + 1}-{old_steps + 4}" in card, kind
+    straight = tmp_path / "straight"
+    for name in ("data", "vae", "base", "latent-cache"):
+        shutil.copytree(tmp_path / "cont" / name, straight / name)
+    recipe._train_stage("baseline", straight, wsd, 0)
+    log = lambda folder: {json.loads(l)["step"]: json.loads(l) for l in (folder / "baseline" / "logs" / "training_log.jsonl").read_text().splitlines()}
+    resumed, whole = log(tmp_path / "cont"), log(straight)
+    assert sorted(resumed) == list(range(old_steps + 1, old_steps + 5))
+    for step, record in resumed.items():
+        assert record["loss"] == pytest.approx(whole[step]["loss"], rel=1e-5), step
+        assert record["lr"] == pytest.approx(whole[step]["lr"]), step
+    lr = smoke["diffusion"]["learning_rate"]
+    assert [whole[s]["lr"] for s in range(old_steps, old_steps + 5)] == pytest.approx([lr, 0.75 * lr, 0.5 * lr, 0.25 * lr, 0.0])
+    for kind in ("teacher", "student"):
+        steps = json.loads((tmp_path / "cont" / kind / "train_summary.json").read_text())["metrics"]["global_step"]
+        assert steps == old_steps + 4, kind
+
+
 def first_run_id(root):
     return json.loads((root / "run" / "recipe_run.json").read_text())["run_id"]
 
@@ -515,6 +548,11 @@ def test_continue_from_refuses_what_it_cannot_continue(smoke_run, tmp_path):
     cosine["diffusion"].update(max_train_steps=smoke["diffusion"]["max_train_steps"] + 4, lr_scheduler="cosine")
     with pytest.raises(MMPhysInputError, match="lr_scheduler"):
         recipe.continue_run(root / "run", tmp_path / "d", cosine)
+    early_decay = json.loads(json.dumps(smoke))
+    early_decay["diffusion"].update(max_train_steps=smoke["diffusion"]["max_train_steps"] + 4,
+                                    lr_scheduler="warmup_stable_decay", lr_decay_steps=6)
+    with pytest.raises(MMPhysInputError, match=r"decay would start at step 6, before that run's last step 8"):
+        recipe.continue_run(root / "run", tmp_path / "e", early_decay)
     with pytest.raises(MMPhysInputError, match="no recipe_run.json"):
         recipe.continue_run(tmp_path, tmp_path / "c", smoke)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "e").exists()

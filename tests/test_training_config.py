@@ -88,6 +88,9 @@ def test_other_bad_values(dataset_dir, tmp_path):
     bad = [
         ({"height": 40}, "height"),
         ({"lr_scheduler": "warmup"}, "lr_scheduler"),
+        ({"lr_decay_steps": 5}, "lr_decay_steps"),  # only with warmup_stable_decay
+        ({"lr_scheduler": "warmup_stable_decay"}, "lr_decay_steps"),  # a decay needs steps
+        ({"lr_scheduler": "warmup_stable_decay", "lr_decay_steps": 100, "max_train_steps": 50}, "lr_decay_steps"),
         ({"stream_dropout_prob": 1.5}, "stream_dropout_prob"),
         ({"cache_latents": True, "frame_sampling": "random"}, "cache_latents"),
         ({"push_to_hub": True}, "hub_model_id"),
@@ -246,3 +249,30 @@ def test_student_teacher_model_optional_only_without_alignment(tmp_path, dataset
         parse_config(StudentTrainConfig, ["--dataset", str(dataset_dir), "--alignment_loss_weight", "0.1"])
     with pytest.raises(MMPhysInputError, match="model_index.json"):  # a given teacher folder is still checked
         StudentTrainConfig(dataset=str(dataset_dir), alignment_loss_weight=0.0, teacher_model=str(tmp_path)).validate()
+
+
+def test_warmup_stable_decay_holds_then_decays_linearly_to_zero(dataset_dir):
+    """WSD: the warm-up and plateau equal `constant_with_warmup`, then the rate falls linearly to 0."""
+    import torch
+    from diffusers.optimization import get_scheduler
+
+    from mmphys_diffusers.training.trainer import build_lr_scheduler
+
+    def rates(scheduler, n):
+        out = []
+        for _ in range(n):
+            out.append(scheduler.get_last_lr()[0])
+            scheduler.optimizer.step()
+            scheduler.step()
+        return out
+
+    def optimizer():
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
+
+    config = TeacherTrainConfig(dataset=str(dataset_dir), max_train_steps=20, lr_warmup_steps=4,
+                                lr_scheduler="warmup_stable_decay", lr_decay_steps=8)
+    config.validate()
+    wsd = rates(build_lr_scheduler(config, optimizer()), 21)
+    constant = rates(get_scheduler("constant_with_warmup", optimizer=optimizer(), num_warmup_steps=4, num_training_steps=20), 12)
+    assert wsd[:12] == pytest.approx(constant)
+    assert wsd[12:] == pytest.approx([2.0 * (1 - k / 8) for k in range(8)] + [0.0])

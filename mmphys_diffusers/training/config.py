@@ -30,7 +30,7 @@ SUPPORTED_TRANSFORMER_CLASSES = (
     "ControlLinkWanTransformer3DModel",
     "ControlLinkCogVideoXTransformer3DModel",
 )
-LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
+LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial", "warmup_stable_decay")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 REPORT_TO = ("tensorboard", "wandb", "all", "none")
 FRAME_SAMPLING = ("uniform", "first", "random")
@@ -79,6 +79,8 @@ class TrainConfig:
     learning_rate: float = 1e-4
     lr_scheduler: str = "constant"
     lr_warmup_steps: int = 0
+    # "warmup_stable_decay" only: the last `lr_decay_steps` steps decay the learning rate linearly to 0
+    lr_decay_steps: int = 0
     adam_beta1: float = 0.9
     adam_beta2: float = 0.95
     adam_weight_decay: float = 1e-4
@@ -140,6 +142,18 @@ class TrainConfig:
             _one_of(self.mixed_precision, MIXED_PRECISION, "mixed_precision")
         for name in ("train_batch_size", "max_train_steps", "gradient_accumulation_steps", "checkpointing_steps"):
             _positive_int(getattr(self, name), name)
+        if not isinstance(self.lr_decay_steps, int) or self.lr_decay_steps < 0:
+            raise MMPhysInputError(f"lr_decay_steps={self.lr_decay_steps!r}: expected an int >= 0")
+        if self.lr_scheduler == "warmup_stable_decay":
+            if not 0 < self.lr_decay_steps <= self.max_train_steps - self.lr_warmup_steps:
+                raise MMPhysInputError(
+                    f"lr_decay_steps={self.lr_decay_steps}: lr_scheduler 'warmup_stable_decay' needs 0 < lr_decay_steps <= "
+                    f"max_train_steps - lr_warmup_steps = {self.max_train_steps - self.lr_warmup_steps}"
+                )
+        elif self.lr_decay_steps:
+            raise MMPhysInputError(
+                f"lr_decay_steps={self.lr_decay_steps} only applies to lr_scheduler 'warmup_stable_decay', got {self.lr_scheduler!r}"
+            )
         for name in ("lora_rank", "lr_warmup_steps", "validation_steps", "dataloader_num_workers", "seed", "num_validation_videos"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise MMPhysInputError(f"{name}={getattr(self, name)!r}: expected an int >= 0")

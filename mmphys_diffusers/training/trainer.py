@@ -230,15 +230,7 @@ class Trainer(ABC):
             weight_decay=cfg.adam_weight_decay,
             eps=cfg.adam_epsilon,
         )
-        from diffusers.optimization import get_scheduler
-
-        # accelerate steps the scheduler once per process per optimizer step
-        lr_scheduler = get_scheduler(
-            cfg.lr_scheduler,
-            optimizer=optimizer,
-            num_warmup_steps=cfg.lr_warmup_steps * acc.num_processes,
-            num_training_steps=cfg.max_train_steps * acc.num_processes,
-        )
+        lr_scheduler = build_lr_scheduler(cfg, optimizer, acc.num_processes)
         self.model, self.optimizer, self.dataloader, self.lr_scheduler = acc.prepare(self.model, optimizer, dataloader, lr_scheduler)
         from accelerate.utils import DistributedType
 
@@ -599,6 +591,33 @@ class Trainer(ABC):
         if not path.is_file():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def build_lr_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, num_processes: int = 1):
+    """The learning-rate schedule of `cfg` (accelerate steps it once per process per optimizer step).
+
+    "warmup_stable_decay" (WSD) holds the rate after warm-up and decays it linearly to 0 over the last
+    `lr_decay_steps`; its first part equals "constant_with_warmup", so a constant-rate run can be continued
+    into a decay exactly.
+    """
+    if cfg.lr_scheduler == "warmup_stable_decay":
+        from transformers.optimization import get_wsd_schedule
+
+        return get_wsd_schedule(
+            optimizer,
+            num_warmup_steps=cfg.lr_warmup_steps * num_processes,
+            num_decay_steps=cfg.lr_decay_steps * num_processes,
+            num_training_steps=cfg.max_train_steps * num_processes,
+            decay_type="linear",
+        )
+    from diffusers.optimization import get_scheduler
+
+    return get_scheduler(
+        cfg.lr_scheduler,
+        optimizer=optimizer,
+        num_warmup_steps=cfg.lr_warmup_steps * num_processes,
+        num_training_steps=cfg.max_train_steps * num_processes,
+    )
 
 
 def write_summary(output_dir: str | os.PathLike, summary: dict) -> None:

@@ -387,6 +387,14 @@ def _stage_eval(out: Path, preset: dict, device: str, seed: int = 0) -> dict:
     )
 
 
+def _schedule_note(diffusion: dict) -> str:
+    """The model card's note on a final learning-rate decay (empty for a constant rate)."""
+    if diffusion.get("lr_scheduler") != "warmup_stable_decay":
+        return ""
+    start = diffusion["max_train_steps"] - diffusion["lr_decay_steps"]
+    return f" (constant, then decayed linearly to 0 over steps {start + 1}-{diffusion['max_train_steps']})"
+
+
 def _regularisers(kind: str, info: dict) -> str:
     """The model card's note on EMA, caption dropout and loss weighting (empty when the preset uses none)."""
     options = {**info["diffusion"], **(info.get("teacher_options", {}) if kind == "teacher" else {})}
@@ -474,6 +482,7 @@ def _model_card(kind: str, info: dict) -> str:
         "  the transformer's cross-attention, which learns over these fixed features",
         _pretrain_line(info),
         f"- steps: {stage.get('global_step')}, batch {info['diffusion']['train_batch_size']}, lr {info['diffusion']['learning_rate']}"
+        + _schedule_note(info["diffusion"])
         + _regularisers(kind, info)
         + (" (alignment weight 0: same data, steps, seed and noise as the student)" if kind == "baseline" else ""),
         f"- training loss: first {stage.get('loss_first', float('nan')):.4f} -> last {stage.get('loss_last', float('nan')):.4f}",
@@ -578,9 +587,47 @@ def _stage_metrics(out: Path, kind: str) -> dict:
 _SHARED_STAGE_DIRS = ("data", "vae", "vae-joint", "vae-windows", "base", "pretrain", FEATURE_NET_DIR)
 
 
+# what a continuation may change in `diffusion`: the length, and a constant rate turning into a final decay
+_CONTINUABLE_KEYS = ("max_train_steps", "lr_scheduler", "lr_decay_steps")
+_CONSTANT_SCHEDULES = ("constant", "constant_with_warmup")
+
+
 def _preset_without_steps(preset: dict) -> dict:
-    diffusion = {k: v for k, v in preset.get("diffusion", {}).items() if k != "max_train_steps"}
-    return {**{k: v for k, v in preset.items() if k not in ("name", "description", "diffusion")}, "diffusion": diffusion}
+    diffusion = {k: v for k, v in preset.get("diffusion", {}).items() if k not in _CONTINUABLE_KEYS}
+    out = {**{k: v for k, v in preset.items() if k not in ("name", "description", "diffusion")}, "diffusion": diffusion}
+    if preset.get("pretrain"):
+        # the pretrain stage is copied, not retrained; only the schedule it spells out (when the
+        # fine-tunes decay) may differ
+        out["pretrain"] = {k: v for k, v in preset["pretrain"].items() if k not in ("lr_scheduler", "lr_decay_steps")}
+    return out
+
+
+def _check_continuable_schedule(source: Path, old: dict, new: dict) -> None:
+    """A resumed scheduler keeps the old run's position, so the continued run matches a straight run of the
+    new preset only when the old run's rate was constant and stays what the new schedule prescribes up to
+    the old run's last step."""
+    from mmphys_diffusers.errors import MMPhysInputError
+
+    old_schedule = old.get("lr_scheduler", "constant")
+    new_schedule = new.get("lr_scheduler", "constant")
+    if old_schedule not in _CONSTANT_SCHEDULES:
+        raise MMPhysInputError(f"--continue-from {source}: that run's diffusion.lr_scheduler is {old_schedule!r}; only a run "
+                               f"with a constant rate ({list(_CONSTANT_SCHEDULES)}) can be continued")
+    if new_schedule in _CONSTANT_SCHEDULES:
+        if new_schedule != old_schedule:
+            raise MMPhysInputError(f"--continue-from {source}: diffusion.lr_scheduler {new_schedule!r} differs from that run's "
+                                   f"{old_schedule!r}")
+        return
+    if new_schedule != "warmup_stable_decay":
+        raise MMPhysInputError(f"--continue-from {source}: diffusion.lr_scheduler is {new_schedule!r}; continuing a run needs "
+                               "'constant', 'constant_with_warmup' or 'warmup_stable_decay'")
+    if old_schedule == "constant" and old.get("lr_warmup_steps", 0):
+        raise MMPhysInputError(f"--continue-from {source}: that run used 'constant' (no warm-up) but lr_warmup_steps is "
+                               f"{old.get('lr_warmup_steps')}; 'warmup_stable_decay' would warm up where it did not")
+    decay_start = new["max_train_steps"] - new.get("lr_decay_steps", 0)
+    if decay_start < old["max_train_steps"]:
+        raise MMPhysInputError(f"--continue-from {source}: the decay would start at step {decay_start}, before that run's last "
+                               f"step {old['max_train_steps']}; expected lr_decay_steps <= {new['max_train_steps'] - old['max_train_steps']}")
 
 
 def continue_run(source: Path, out: Path, preset: dict) -> dict:
@@ -589,7 +636,8 @@ def continue_run(source: Path, out: Path, preset: dict) -> dict:
     preset's larger ``diffusion.max_train_steps``. Returns the new ``recipe_run.json`` content.
 
     The preset may differ from the source run's only in ``diffusion.max_train_steps`` (and its name and
-    description). With a constant learning rate the baseline then trains exactly as a straight run of the
+    description), and in a constant learning rate becoming ``warmup_stable_decay`` whose decay starts at or
+    after the source run's last step. Either way the baseline then trains exactly as a straight run of the
     preset would (exact resume); the student's earlier steps saw the earlier teacher.
     """
     from mmphys_diffusers.errors import MMPhysInputError
@@ -602,20 +650,17 @@ def continue_run(source: Path, out: Path, preset: dict) -> dict:
     if not source_file.is_file():
         raise MMPhysInputError(f"--continue-from {source}: no recipe_run.json there; expected the --out folder of a recipe run")
     earlier = json.loads(source_file.read_text())
-    schedule = preset["diffusion"].get("lr_scheduler", "constant")
-    if schedule not in ("constant", "constant_with_warmup"):
-        # a resumed scheduler keeps the old run's length: a decaying schedule would not match a straight run
-        raise MMPhysInputError(f"--continue-from {source}: diffusion.lr_scheduler is {schedule!r}; continuing a run needs "
-                               "'constant' or 'constant_with_warmup'")
     if _preset_without_steps(earlier["preset"]) != _preset_without_steps(preset):
         old, new = _preset_without_steps(earlier["preset"]), _preset_without_steps(preset)
         differing = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise MMPhysInputError(f"--continue-from {source}: preset {preset['name']!r} differs from that run's preset "
-                               f"{earlier['preset'].get('name')!r} in {differing}; expected only diffusion.max_train_steps to differ")
+                               f"{earlier['preset'].get('name')!r} in {differing}; expected only diffusion.max_train_steps "
+                               "(and a final learning-rate decay) to differ")
     old_steps, new_steps = earlier["preset"]["diffusion"]["max_train_steps"], preset["diffusion"]["max_train_steps"]
     if new_steps <= old_steps:
         raise MMPhysInputError(f"--continue-from {source}: preset trains {new_steps} diffusion steps, that run {old_steps}; "
                                "expected more steps than the run it continues")
+    _check_continuable_schedule(source, earlier["preset"]["diffusion"], preset["diffusion"])
     if out.exists() and any(out.iterdir()):
         raise MMPhysInputError(f"--out {out}: not empty; a continuation starts in a new folder (rerun without --continue-from to resume it)")
     steps: dict[str, int] = {}
