@@ -600,24 +600,14 @@ def build_lr_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer, num_p
     `lr_decay_steps`; its first part equals "constant_with_warmup", so a constant-rate run can be continued
     into a decay exactly.
     """
+    steps = {"num_warmup_steps": cfg.lr_warmup_steps * num_processes, "num_training_steps": cfg.max_train_steps * num_processes}
     if cfg.lr_scheduler == "warmup_stable_decay":
         from transformers.optimization import get_wsd_schedule
 
-        return get_wsd_schedule(
-            optimizer,
-            num_warmup_steps=cfg.lr_warmup_steps * num_processes,
-            num_decay_steps=cfg.lr_decay_steps * num_processes,
-            num_training_steps=cfg.max_train_steps * num_processes,
-            decay_type="linear",
-        )
+        return get_wsd_schedule(optimizer, num_decay_steps=cfg.lr_decay_steps * num_processes, decay_type="linear", **steps)
     from diffusers.optimization import get_scheduler
 
-    return get_scheduler(
-        cfg.lr_scheduler,
-        optimizer=optimizer,
-        num_warmup_steps=cfg.lr_warmup_steps * num_processes,
-        num_training_steps=cfg.max_train_steps * num_processes,
-    )
+    return get_scheduler(cfg.lr_scheduler, optimizer=optimizer, **steps)
 
 
 def write_summary(output_dir: str | os.PathLike, summary: dict) -> None:

@@ -650,8 +650,8 @@ def continue_run(source: Path, out: Path, preset: dict) -> dict:
     if not source_file.is_file():
         raise MMPhysInputError(f"--continue-from {source}: no recipe_run.json there; expected the --out folder of a recipe run")
     earlier = json.loads(source_file.read_text())
-    if _preset_without_steps(earlier["preset"]) != _preset_without_steps(preset):
-        old, new = _preset_without_steps(earlier["preset"]), _preset_without_steps(preset)
+    old, new = _preset_without_steps(earlier["preset"]), _preset_without_steps(preset)
+    if old != new:
         differing = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise MMPhysInputError(f"--continue-from {source}: preset {preset['name']!r} differs from that run's preset "
                                f"{earlier['preset'].get('name')!r} in {differing}; expected only diffusion.max_train_steps "
