@@ -556,3 +556,16 @@ def test_continue_from_refuses_what_it_cannot_continue(smoke_run, tmp_path):
     with pytest.raises(MMPhysInputError, match="no recipe_run.json"):
         recipe.continue_run(tmp_path, tmp_path / "c", smoke)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists() and not (tmp_path / "e").exists()
+
+
+def test_continue_from_checks_the_schedule_the_copied_pretrain_stage_had(tmp_path):
+    """The pretrain model is copied into a continuation, so its block must resolve to the schedule it trained with."""
+    recipe = _recipe_module()
+    run9, run10 = recipe.load_preset("cpu-pretrain-ft6k-tiny-video"), recipe.load_preset("cpu-pretrain-ft10k-wsd-tiny-video")
+    recipe._check_pretrain_schedule(tmp_path, run9, run10)  # run 10 spells out run 9's constant rate
+    assert recipe._pretrain_schedule(run10) == ("constant_with_warmup", 0)
+    inherits_decay = json.loads(json.dumps(run10))
+    del inherits_decay["pretrain"]["lr_scheduler"], inherits_decay["pretrain"]["lr_decay_steps"]
+    assert recipe._pretrain_schedule(inherits_decay) == ("warmup_stable_decay", 4000)
+    with pytest.raises(MMPhysInputError, match=r"pretrained with .*constant_with_warmup.*resolves to .*warmup_stable_decay"):
+        recipe._check_pretrain_schedule(tmp_path, run9, inherits_decay)

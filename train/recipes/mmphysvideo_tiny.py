@@ -596,10 +596,31 @@ def _preset_without_steps(preset: dict) -> dict:
     diffusion = {k: v for k, v in preset.get("diffusion", {}).items() if k not in _CONTINUABLE_KEYS}
     out = {**{k: v for k, v in preset.items() if k not in ("name", "description", "diffusion")}, "diffusion": diffusion}
     if preset.get("pretrain"):
-        # the pretrain stage is copied, not retrained; only the schedule it spells out (when the
-        # fine-tunes decay) may differ
+        # the pretrain block inherits from `diffusion`, so when the fine-tunes turn to a decay it must spell
+        # out the schedule it had; `_check_pretrain_schedule` compares the schedule it resolves to
         out["pretrain"] = {k: v for k, v in preset["pretrain"].items() if k not in ("lr_scheduler", "lr_decay_steps")}
     return out
+
+
+def _pretrain_schedule(preset: dict) -> tuple[str, int] | None:
+    """The (lr_scheduler, lr_decay_steps) the pretrain stage trains with: its block over `diffusion`, then
+    the trainer defaults; None without a pretrain block."""
+    if not preset.get("pretrain"):
+        return None
+    resolved = {**preset.get("diffusion", {}), **preset["pretrain"]}
+    return resolved.get("lr_scheduler", "constant"), int(resolved.get("lr_decay_steps") or 0)
+
+
+def _check_pretrain_schedule(source: Path, old_preset: dict, new_preset: dict) -> None:
+    """The pretrain stage is copied from the earlier run, so the preset must name the schedule it really had."""
+    from mmphys_diffusers.errors import MMPhysInputError
+
+    old, new = _pretrain_schedule(old_preset), _pretrain_schedule(new_preset)
+    if old != new:
+        raise MMPhysInputError(
+            f"--continue-from {source}: that run pretrained with (lr_scheduler, lr_decay_steps) = {old}, but this preset's "
+            f"pretrain stage resolves to {new}; the pretrain model is copied, not retrained, so set the pretrain block's "
+            f"lr_scheduler and lr_decay_steps to {old}")
 
 
 def _check_continuable_schedule(source: Path, old: dict, new: dict) -> None:
@@ -661,6 +682,7 @@ def continue_run(source: Path, out: Path, preset: dict) -> dict:
         raise MMPhysInputError(f"--continue-from {source}: preset trains {new_steps} diffusion steps, that run {old_steps}; "
                                "expected more steps than the run it continues")
     _check_continuable_schedule(source, earlier["preset"]["diffusion"], preset["diffusion"])
+    _check_pretrain_schedule(source, earlier["preset"], preset)
     if out.exists() and any(out.iterdir()):
         raise MMPhysInputError(f"--out {out}: not empty; a continuation starts in a new folder (rerun without --continue-from to resume it)")
     steps: dict[str, int] = {}
