@@ -569,3 +569,37 @@ def test_continue_from_checks_the_schedule_the_copied_pretrain_stage_had(tmp_pat
     assert recipe._pretrain_schedule(inherits_decay) == ("warmup_stable_decay", 4000)
     with pytest.raises(MMPhysInputError, match=r"pretrained with .*constant_with_warmup.*resolves to .*warmup_stable_decay"):
         recipe._check_pretrain_schedule(tmp_path, run9, inherits_decay)
+
+
+def test_start_from_fine_tunes_the_models_of_an_earlier_export(smoke_run, tmp_path):
+    """A preset's `start_from` block starts each model from an earlier run's trained model on the same base:
+    one shared latent cache, a lower first loss on the same batch, and cards that say where they started."""
+    import shutil
+
+    recipe, root, _ = smoke_run
+    preset = recipe.load_preset("smoke")
+    earlier = root / "export"
+    preset["name"], preset["start_from"] = "smoke-start-from", {kind: str(earlier / kind) for kind in recipe.MODEL_KINDS}
+    out = tmp_path / "run"
+    for name in ("data", "vae", "base"):
+        shutil.copytree(root / "run" / name, out / name)
+    recipe.run_recipe(preset, out, export=tmp_path / "export", device="cpu", command="pytest start_from",
+                      stages=("data", "vae", "base", "teacher", "baseline", "student", "eval", "export"))
+    caches = {json.loads(f.read_text())["pretrained_model"] for f in (out / "latent-cache").glob("*/cache_info.json")}
+    assert caches == {str((out / "base").resolve())}
+    log = lambda folder, kind: [json.loads(l)["loss"] for l in (folder / kind / "logs" / "training_log.jsonl").read_text().splitlines()]
+    for kind in ("teacher", "baseline"):  # same first batch and noise, trained weights
+        assert log(out, kind)[0] < log(root / "run", kind)[0]
+    earlier_run = json.loads((earlier / "teacher" / "mmphys_recipe.json").read_text())["run_id"]
+    for kind in recipe.MODEL_KINDS:
+        record = json.loads((out / kind / recipe.START_FROM_FILE).read_text())
+        assert record == {"path": str(earlier / kind), "run_id": earlier_run, "global_step": 8}
+        card = (tmp_path / "export" / kind / "README.md").read_text()
+        assert f"starting point: the trained model of run `{earlier_run}`, trained 8 steps" in card
+
+    bad = dict(preset, start_from={"vae": str(earlier / "student")})
+    with pytest.raises(MMPhysInputError, match=r"start_from names \['vae'\]"):
+        recipe.run_recipe(bad, tmp_path / "bad", device="cpu", stages=("data",))
+    missing = dict(preset, start_from={"student": str(tmp_path / "nowhere")})
+    with pytest.raises(MMPhysInputError, match="start_from.student=.*expected a trained pipeline folder"):
+        recipe.run_recipe(missing, tmp_path / "bad", device="cpu", stages=("data",))

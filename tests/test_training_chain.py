@@ -373,3 +373,45 @@ def test_caption_dropout_swaps_in_the_empty_prompt(world, tmp_path):
     assert (embeds - batch["prompt_embeds"].to(embeds.dtype)).abs().max() > 1e-3  # the captions were not empty
     with pytest.raises(MMPhysInputError, match="caption_dropout_prob"):
         TeacherTrainConfig(caption_dropout_prob=1.5, **common).validate()
+
+
+def test_init_transformer_from_fine_tunes_a_trained_model_on_the_base_vae(chain, world, tmp_path):
+    """`init_transformer_from` starts from a trained student's or teacher's weights on the base's VAE (and so
+    its latent cache); a pipeline with another VAE is refused."""
+    from mmphys_diffusers.backbones import load_base_pipeline
+    from mmphys_diffusers.training.student import StudentTrainer
+    from mmphys_diffusers.training.teacher import TeacherTrainer
+    from mmphys_diffusers.training.trainer import is_teacher_transformer
+
+    out, _, _ = chain
+    common = dict(pretrained_model="tiny-wan", dataset=str(world / "main"), max_train_steps=1, train_batch_size=2,
+                  learning_rate=2e-3, checkpointing_steps=1, alignment_loss_weight=0.0, num_validation_videos=0, **FAST)
+    first_loss = {}
+    for name, init in (("fresh", None), ("fine-tune", str(out / "student"))):
+        trainer = StudentTrainer(StudentTrainConfig(output_dir=str(tmp_path / name), init_transformer_from=init, **common))
+        first_loss[name] = trainer.train()["history"][0]["loss"]
+    loaded = StudentTrainer(StudentTrainConfig(output_dir=str(tmp_path / "loaded"), init_transformer_from=str(out / "student"), **common))
+    loaded.setup()
+    trained, live = _weights(out / "student"), loaded.accelerator.unwrap_model(loaded.model).transformer.state_dict()
+    assert set(trained) == set(live)
+    for key, value in trained.items():
+        torch.testing.assert_close(live[key], value)
+    # the same batch, timesteps and noise: the trained weights denoise it better than the fresh base
+    assert first_loss["fine-tune"] < 0.8 * first_loss["fresh"]
+
+    teacher = TeacherTrainer(TeacherTrainConfig(
+        pretrained_model="tiny-wan", dataset=str(world / "main"), output_dir=str(tmp_path / "teacher"), max_train_steps=1,
+        init_transformer_from=str(out / "teacher"), perception_codec_kwargs={"unified": {"near": 4.0, "far": 16.0}},
+        num_validation_videos=0, **FAST))
+    teacher.setup()
+    live = teacher.accelerator.unwrap_model(teacher.model)
+    assert is_teacher_transformer(live)
+    for key, value in _weights(out / "teacher").items():
+        torch.testing.assert_close(live.state_dict()[key], value)
+
+    other = load_base_pipeline("tiny-wan", seed=1)  # another VAE initialisation
+    other.save_pretrained(tmp_path / "other-vae")
+    with pytest.raises(MMPhysInputError, match="its VAE differs from pretrained_model's"):
+        StudentTrainer(StudentTrainConfig(output_dir=str(tmp_path / "bad"), init_transformer_from=str(tmp_path / "other-vae"), **common)).setup()
+    with pytest.raises(MMPhysInputError, match="expected a pipeline folder with model_index.json"):
+        StudentTrainConfig(output_dir=str(tmp_path / "bad"), init_transformer_from=str(tmp_path), **common).validate()

@@ -45,6 +45,10 @@ class TrainConfig:
 
     # model and data
     pretrained_model: str = "tiny-wan"  # pipeline folder, Hub id, or one of TINY_BACKBONES
+    # A trained pipeline (folder or Hub id) whose transformer replaces pretrained_model's before training:
+    # fine-tune a finished model further, keeping the base's VAE, text encoder and latent cache. Its VAE
+    # must equal the base's, weight for weight, or its latents would mean something else.
+    init_transformer_from: str | None = None
     revision: str | None = None
     variant: str | None = None
     dataset: str = ""  # folder holding manifest.jsonl (shared dataset format)
@@ -125,6 +129,17 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Check every value; raise `MMPhysInputError` naming the bad field."""
         _check_backbone(self.pretrained_model, "pretrained_model")
+        if self.init_transformer_from is not None and not (
+            isinstance(self.init_transformer_from, str) and self.init_transformer_from.strip()
+        ):
+            raise MMPhysInputError(f"init_transformer_from={self.init_transformer_from!r}: expected a pipeline folder or Hub id")
+        if self.init_transformer_from and Path(self.init_transformer_from).exists() and not (
+            Path(self.init_transformer_from) / "model_index.json"
+        ).is_file():
+            raise MMPhysInputError(
+                f"init_transformer_from={self.init_transformer_from!r}: expected a pipeline folder with model_index.json "
+                "(a trained teacher, student or baseline)"
+            )
         _check_dataset(self.dataset)
         if not isinstance(self.num_frames, int) or self.num_frames < 1 or (self.num_frames - 1) % TEMPORAL_COMPRESSION:
             raise MMPhysInputError(

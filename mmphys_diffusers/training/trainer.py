@@ -109,6 +109,44 @@ def _load_pipeline(name_or_path: str, seed: int = 0, revision: str | None = None
     return load_base_pipeline(name_or_path, **kwargs)
 
 
+# libraries a model_index.json may name for the transformer or VAE of an `init_transformer_from` pipeline
+_TRUSTED_LIBRARIES = ("diffusers", "mmphys_diffusers")
+
+
+def _component_class(index: dict, name: str, source: str):
+    """The class model_index.json names for component `name`, from diffusers or this package only."""
+    import importlib
+
+    entry = index.get(name)
+    if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and all(isinstance(v, str) for v in entry)):
+        raise MMPhysInputError(f"{source}: model_index.json has no {name!r} entry [library, class]; expected a trained pipeline")
+    library, class_name = entry
+    if library.split(".")[0] not in _TRUSTED_LIBRARIES:
+        raise MMPhysInputError(f"{source}: its {name} comes from {library!r}; expected a class from {list(_TRUSTED_LIBRARIES)}")
+    return getattr(importlib.import_module(library), class_name)
+
+
+def load_transformer_of(name_or_path: str, base_vae: nn.Module, revision: str | None = None, variant: str | None = None) -> nn.Module:
+    """The transformer of the trained pipeline `name_or_path` (a folder or Hub id), after checking that its
+    VAE equals `base_vae` weight for weight: the transformer was trained on that VAE's latents."""
+    from diffusers import DiffusionPipeline
+
+    kwargs = {k: v for k, v in (("revision", revision), ("variant", variant)) if v is not None}
+    source = f"init_transformer_from={name_or_path!r}"
+    index = DiffusionPipeline.load_config(name_or_path, **{k: v for k, v in kwargs.items() if k == "revision"})
+    vae = _component_class(index, "vae", source).from_pretrained(name_or_path, subfolder="vae", **kwargs)
+    ours, theirs = base_vae.state_dict(), vae.state_dict()
+    differing = sorted(k for k in set(ours) | set(theirs)
+                       if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape or not torch.equal(ours[k].cpu(), theirs[k].cpu()))
+    if differing:
+        raise MMPhysInputError(
+            f"{source}: its VAE differs from pretrained_model's in {len(differing)} tensor(s) (e.g. {differing[0]}); expected "
+            "the same VAE, since its transformer was trained on that VAE's latents"
+        )
+    del vae
+    return _component_class(index, "transformer", source).from_pretrained(name_or_path, subfolder="transformer", **kwargs)
+
+
 def is_teacher_transformer(transformer) -> bool:
     return hasattr(transformer, "control_parameters") and hasattr(transformer, "perception_to_rgb_links")
 
@@ -187,6 +225,9 @@ class Trainer(ABC):
         self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(acc.mixed_precision, torch.float32)
 
         self.pipe = _load_pipeline(cfg.pretrained_model, seed=0, revision=cfg.revision, variant=cfg.variant)
+        if cfg.init_transformer_from:
+            self.pipe.transformer = load_transformer_of(cfg.init_transformer_from, self.pipe.vae)
+            logger.info("transformer initialised from %s", cfg.init_transformer_from)
         from ..backbones import get_backbone_adapter
 
         self.adapter = get_backbone_adapter(self.pipe.transformer)
@@ -568,7 +609,7 @@ class Trainer(ABC):
         build_model_card(
             self.output_dir,
             kind=kind,
-            base_model=self.config.pretrained_model,
+            base_model=self.config.init_transformer_from or self.config.pretrained_model,
             config=self.config.to_dict(),
             metrics=metrics,
             sample_videos=samples,

@@ -128,6 +128,52 @@ def starting_point(out: Path, preset: dict) -> Path:
     return out / "pretrain" if preset.get("pretrain") else out / "base"
 
 
+# next to a model trained from a preset's `start_from` model: where it started (read by the model card)
+START_FROM_FILE = "start_from.json"
+
+
+def start_from_path(preset: dict, kind: str) -> Path | None:
+    """The trained pipeline a preset's ``start_from`` block names for `kind` (relative to the repository),
+    or None: then `kind` starts from `starting_point`."""
+    value = (preset.get("start_from") or {}).get(kind)
+    if value is None:
+        return None
+    path = Path(value)
+    return path if path.is_absolute() else REPO / path
+
+
+def _check_start_from(preset: dict) -> None:
+    from mmphys_diffusers.errors import MMPhysInputError
+
+    block = preset.get("start_from") or {}
+    if not isinstance(block, dict):
+        raise MMPhysInputError(f"preset start_from={block!r}: expected {{model kind: trained pipeline folder}}")
+    bad = sorted(set(block) - set(MODEL_KINDS))
+    if bad:
+        raise MMPhysInputError(f"preset start_from names {bad}: expected some of {list(MODEL_KINDS)}")
+    for kind in block:
+        if not (start_from_path(preset, kind) / "model_index.json").is_file():
+            raise MMPhysInputError(f"preset start_from.{kind}={block[kind]!r}: expected a trained pipeline folder with model_index.json "
+                                   "(absolute, or relative to the repository)")
+
+
+def _record_start_from(folder: Path, source: Path) -> None:
+    """Write where `folder`'s model starts from, once: the source may be replaced later (e.g. by an export)."""
+    from mmphys_diffusers.utils.atomic import atomic_write_json
+
+    if (folder / START_FROM_FILE).is_file():
+        return
+    recipe = source / RECIPE_FILE
+    summary = source / "train_summary.json"
+    record = {
+        "path": str(source),
+        "run_id": json.loads(recipe.read_text()).get("run_id") if recipe.is_file() else None,
+        "global_step": json.loads(summary.read_text()).get("metrics", {}).get("global_step") if summary.is_file() else None,
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(folder / START_FROM_FILE, record)
+
+
 def _train_stage(kind: str, out: Path, preset: dict, seed: int) -> dict:
     """Train one of pretrain / teacher / baseline / student into ``<out>/<kind>`` (resuming); returns its summary."""
     from mmphys_diffusers.training.config import StudentTrainConfig, TeacherTrainConfig, config_from_dict
@@ -157,6 +203,11 @@ def _train_stage(kind: str, out: Path, preset: dict, seed: int) -> dict:
         "validation_prompt": "a red ball falls and bounces on the floor",
         **diffusion,
     }
+    source = start_from_path(preset, kind) if kind != "pretrain" else None
+    if source is not None:
+        # a trained model's weights on the same base (VAE, text encoder, latent cache)
+        common["init_transformer_from"] = str(source)
+        _record_start_from(out / kind, source)
     if kind == "teacher":
         config, trainer_cls = config_from_dict(TeacherTrainConfig, {**common, **preset["teacher"]}), TeacherTrainer
     else:
@@ -427,6 +478,16 @@ def _reused_from(folder: Path) -> str | None:
     return note.read_text().strip() if note.is_file() else None
 
 
+def _start_from_line(record: dict | None) -> str:
+    """The model card's starting-point line for a model fine-tuned from a preset's `start_from` (else empty)."""
+    if not record:
+        return ""
+    steps = f", trained {record['global_step']} steps" if record.get("global_step") is not None else ""
+    run = f" of run `{record['run_id']}`" if record.get("run_id") else ""
+    return (f"- starting point: the trained model{run}{steps} (`{record['path']}` when this run started; the preset's "
+            "`start_from`); the steps below come on top")
+
+
 def _pretrain_line(info: dict) -> str:
     """The model card's line on the RGB-only pretraining every model starts from (empty without one)."""
     pre = info.get("pretrain")
@@ -480,7 +541,7 @@ def _model_card(kind: str, info: dict) -> str:
         + (f" (stage output reused from {info['vae']['reused_from']})" if info["vae"].get("reused_from") else ""),
         f"- text encoder: {info.get('text_encoder', describe_text_encoder({}))}; prompts are read by",
         "  the transformer's cross-attention, which learns over these fixed features",
-        _pretrain_line(info),
+        _start_from_line(info["stages"][kind].get("start_from")) or _pretrain_line(info),
         f"- steps: {stage.get('global_step')}, batch {info['diffusion']['train_batch_size']}, lr {info['diffusion']['learning_rate']}"
         + _schedule_note(info["diffusion"])
         + _regularisers(kind, info)
@@ -574,6 +635,10 @@ def _earlier_part(run: dict, kind: str) -> dict:
     if summary.is_file():
         part["loss_first"] = json.loads(summary.read_text()).get("metrics", {}).get("loss_first")
     return part
+
+
+def _json_or_none(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _stage_metrics(out: Path, kind: str) -> dict:
@@ -779,6 +844,7 @@ def run_recipe(
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise MMPhysInputError(f"stages {unknown}: expected some of {list(STAGES)}")
+    _check_start_from(preset)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
@@ -889,7 +955,8 @@ def _run_stages(preset: dict, out: Path, export, device: str, seed: int, stages:
             "diffusion": preset["diffusion"],
             "teacher_options": preset.get("teacher", {}),
             "text_encoder": describe_text_encoder(preset),
-            "stages": {kind: {**_stage_metrics(out, kind), "wall_seconds": timings.get(kind), **_earlier_part(run, kind)}
+            "stages": {kind: {**_stage_metrics(out, kind), "wall_seconds": timings.get(kind), **_earlier_part(run, kind),
+                              "start_from": _json_or_none(out / kind / START_FROM_FILE)}
                        for kind in MODEL_KINDS},
             "pretrain": ({**_stage_metrics(out, "pretrain"), "wall_seconds": timings.get("pretrain"),
                           "reused_from": _reused_from(out / "pretrain")} if preset.get("pretrain") else None),
