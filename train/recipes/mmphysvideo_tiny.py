@@ -166,7 +166,8 @@ def _record_start_from(folder: Path, source: Path) -> None:
     recipe = source / RECIPE_FILE
     summary = source / "train_summary.json"
     record = {
-        "path": str(source),
+        # inside the repository: relative, so a model card does not name this machine's folders
+        "path": str(source.resolve().relative_to(REPO)) if source.resolve().is_relative_to(REPO) else str(source),
         "run_id": json.loads(recipe.read_text()).get("run_id") if recipe.is_file() else None,
         "global_step": json.loads(summary.read_text()).get("metrics", {}).get("global_step") if summary.is_file() else None,
     }
