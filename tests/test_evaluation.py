@@ -435,3 +435,14 @@ def test_heldout_scenes_do_not_depend_on_the_order_families_are_listed():
     a = heldout_scenes(4, families=["free_fall", "projectile", "ramp", "collision"], num_frames=9, height=32, width=32)
     b = heldout_scenes(4, families=["collision", "ramp", "projectile", "free_fall"], num_frames=9, height=32, width=32)
     assert [(s.family, s.seed) for s in a] == [(s.family, s.seed) for s in b]
+
+
+def test_object_size_error_flags_an_object_drawn_too_large_that_permanence_misses():
+    clip, scene = sim("free_fall", 1)
+    same = scores(clip.rgb, scene, reference=clip.rgb)
+    assert same["object_size_error"] == pytest.approx(0.0, abs=1e-9) and same["object_size_ratio"] == pytest.approx(1.0)
+    bigger = scores(C.enlarge_object(clip.rgb, clip.cues["instances"], 1, 3), scene, reference=clip.rgb)
+    assert bigger["object_size_ratio"] > 1.5 and bigger["object_size_error"] > 0.4
+    assert bigger["permanence"] == same["permanence"] == 1.0  # the count metrics do not see it
+    with pytest.raises(MMPhysInputError, match="grow_px"):
+        C.enlarge_object(clip.rgb, clip.cues["instances"], 1, 0)

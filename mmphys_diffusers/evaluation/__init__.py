@@ -9,8 +9,8 @@
 - `run_public_benchmark`: VideoPhy / VBench harness when the judges are available locally.
 """
 
-from .corruptions import flip_vertically, rebounce, remove_object, shift_object, time_reverse
-from .evaluate import METRIC_DIRECTIONS, evaluate_video
+from .corruptions import enlarge_object, flip_vertically, rebounce, remove_object, shift_object, time_reverse
+from .evaluate import METRIC_DIRECTIONS, evaluate_video, object_size_metrics
 from .features import VideoFeatureNet, VideoFeatureNetConfig, frechet_distance, train_feature_network
 from .motion import motion_iou_metrics, motion_masks
 from .parsing import ObjectTracks, parse_objects
@@ -55,6 +55,7 @@ __all__ = [
     "bounce_restitution",
     "check_judge",
     "collision_momentum",
+    "enlarge_object",
     "evaluate_dataset",
     "evaluate_video",
     "flip_vertically",
@@ -65,6 +66,7 @@ __all__ = [
     "motion_iou_metrics",
     "motion_masks",
     "object_permanence",
+    "object_size_metrics",
     "parse_objects",
     "parse_prompt",
     "penetration_metrics",

@@ -38,6 +38,7 @@ METRIC_DIRECTIONS: dict[str, str] = {
     "spatiotemporal_iou": "higher",
     "weighted_spatial_iou": "higher",
     "mse": "lower",
+    "object_size_error": "lower",
     "text_adherence": "higher",
 }
 
@@ -95,6 +96,9 @@ def evaluate_video(
         motion = motion_iou_metrics(frames, reference)
         out.update(motion)
         details["motion"] = motion
+        size = object_size_metrics(tracks, parse_objects(to_uint8_frames(reference), scene))
+        out.update(object_size_error=size["object_size_error"], object_size_ratio=size["object_size_ratio"])
+        details["size"] = size
     out["details"] = details
     return out
 
@@ -103,3 +107,25 @@ def visible_objects(tracks: ObjectTracks) -> np.ndarray:
     """Indices of objects seen in at least one frame (a reference clip's objects that never
     enter the view should not be expected in a generated one)."""
     return np.flatnonzero(tracks.present.any(0))
+
+
+def object_size_metrics(tracks: ObjectTracks, reference: ObjectTracks) -> dict[str, Any]:
+    """How large each object is drawn against the reference clip of the same scene.
+
+    Per object seen in both, the ratio of its typical area (`ObjectTracks.reference_area`) to the
+    reference's. ``object_size_error`` is the mean of ``|ln ratio|`` (0: every object at its true size;
+    ln 2 = 0.69: twice or half the area), ``object_size_ratio`` the geometric mean of the ratios (above 1:
+    drawn too large). Both None when no object is seen in both. Permanence and counts reward objects drawn
+    too large; this metric shows the price.
+    """
+    if tracks.num_objects != reference.num_objects:
+        raise MMPhysInputError(f"size comparison needs the same objects: {tracks.num_objects} parsed vs {reference.num_objects} in the reference")
+    mine, theirs = tracks.reference_area(), reference.reference_area()
+    both = (mine > 0) & (theirs > 0)
+    log_ratio = np.log(mine[both] / theirs[both])
+    return {
+        "object_size_error": float(np.abs(log_ratio).mean()) if both.any() else None,
+        "object_size_ratio": float(np.exp(log_ratio.mean())) if both.any() else None,
+        "per_object_ratio": [float(np.exp(v)) for v in log_ratio],
+        "objects_compared": int(both.sum()),
+    }

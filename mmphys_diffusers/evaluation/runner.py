@@ -45,6 +45,7 @@ TABLE_METRICS = (
     "momentum_rel_change",
     "spatiotemporal_iou",
     "mse",
+    "object_size_error",
     "text_adherence",
 )
 
@@ -334,7 +335,7 @@ def evaluate_dataset(
 
 def _aggregate(rows: list[dict[str, Any]], labels: list[str], num_bootstrap: int) -> dict[str, Any]:
     summary: dict[str, Any] = {}
-    metric_names = list(METRIC_DIRECTIONS) + ["seconds"]
+    metric_names = list(METRIC_DIRECTIONS) + ["object_size_ratio", "seconds"]
     for label in labels:
         mine = [r for r in rows if r["model"] == label]
         entry = {}
