@@ -56,15 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=6, help="frames per row")
     parser.add_argument("--scale", type=int, default=2, help="integer upscaling of the sheet")
     args = parser.parse_args(argv)
+    save_sheet(contact_sheet(args.eval_dir, args.scenes, args.seed, args.frames), args.out, args.scale)
+    return 0
+
+
+def save_sheet(sheet: np.ndarray, out: Path, scale: int) -> None:
+    """Write a uint8 ``[H, W, 3]`` sheet as a PNG, upscaled `scale` times with nearest-neighbour pixels."""
     from PIL import Image
 
-    sheet = contact_sheet(args.eval_dir, args.scenes, args.seed, args.frames)
     image = Image.fromarray(sheet)
-    image = image.resize((image.width * args.scale, image.height * args.scale), Image.NEAREST)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    image.save(args.out)
-    print(args.out)
-    return 0
+    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image.save(out)
+    print(out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from plot_benchmark_samples import _text_strip  # noqa: E402
+from plot_benchmark_samples import _text_strip, save_sheet  # noqa: E402
 
 DEMO_PROMPT = "a red ball falls and bounces on the floor"
 
@@ -62,13 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=9, help="frames per row")
     parser.add_argument("--scale", type=int, default=2, help="integer upscaling of the sheet")
     args = parser.parse_args(argv)
-    from PIL import Image
-
-    image = Image.fromarray(demo_sheet(args.model, args.prompt, args.seeds, args.frames))
-    image = image.resize((image.width * args.scale, image.height * args.scale), Image.NEAREST)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    image.save(args.out)
-    print(args.out)
+    save_sheet(demo_sheet(args.model, args.prompt, args.seeds, args.frames), args.out, args.scale)
     return 0
 
 
