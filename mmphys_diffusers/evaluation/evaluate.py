@@ -49,6 +49,7 @@ def evaluate_video(
     reference=None,
     prompt: str | None = None,
     tracks: ObjectTracks | None = None,
+    reference_tracks: ObjectTracks | None = None,
 ) -> dict[str, Any]:
     """Score one video against what its scene should do.
 
@@ -58,6 +59,7 @@ def evaluate_video(
         reference: optional ground-truth video of the same initial state, for the motion IoUs.
         prompt: text the video was generated from (default: ``scene.caption``) for text adherence.
         tracks: precomputed `parse_objects` output (parsed here otherwise).
+        reference_tracks: the same for `reference` (several models' videos share one reference clip).
     Returns:
         flat dict of scalars (None where a metric does not apply), see `METRIC_DIRECTIONS`,
         plus ``details`` with each metric's full output.
@@ -96,7 +98,9 @@ def evaluate_video(
         motion = motion_iou_metrics(frames, reference)
         out.update(motion)
         details["motion"] = motion
-        size = object_size_metrics(tracks, parse_objects(to_uint8_frames(reference), scene))
+        if reference_tracks is None:
+            reference_tracks = parse_objects(to_uint8_frames(reference), scene)
+        size = object_size_metrics(tracks, reference_tracks)
         out.update(object_size_error=size["object_size_error"], object_size_ratio=size["object_size_ratio"])
         details["size"] = size
     out["details"] = details

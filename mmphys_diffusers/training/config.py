@@ -129,17 +129,8 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Check every value; raise `MMPhysInputError` naming the bad field."""
         _check_backbone(self.pretrained_model, "pretrained_model")
-        if self.init_transformer_from is not None and not (
-            isinstance(self.init_transformer_from, str) and self.init_transformer_from.strip()
-        ):
-            raise MMPhysInputError(f"init_transformer_from={self.init_transformer_from!r}: expected a pipeline folder or Hub id")
-        if self.init_transformer_from and Path(self.init_transformer_from).exists() and not (
-            Path(self.init_transformer_from) / "model_index.json"
-        ).is_file():
-            raise MMPhysInputError(
-                f"init_transformer_from={self.init_transformer_from!r}: expected a pipeline folder with model_index.json "
-                "(a trained teacher, student or baseline)"
-            )
+        if self.init_transformer_from is not None:
+            _check_backbone(self.init_transformer_from, "init_transformer_from")
         _check_dataset(self.dataset)
         if not isinstance(self.num_frames, int) or self.num_frames < 1 or (self.num_frames - 1) % TEMPORAL_COMPRESSION:
             raise MMPhysInputError(

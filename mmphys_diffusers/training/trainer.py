@@ -126,15 +126,14 @@ def _component_class(index: dict, name: str, source: str):
     return getattr(importlib.import_module(library), class_name)
 
 
-def load_transformer_of(name_or_path: str, base_vae: nn.Module, revision: str | None = None, variant: str | None = None) -> nn.Module:
+def load_transformer_of(name_or_path: str, base_vae: nn.Module) -> nn.Module:
     """The transformer of the trained pipeline `name_or_path` (a folder or Hub id), after checking that its
     VAE equals `base_vae` weight for weight: the transformer was trained on that VAE's latents."""
     from diffusers import DiffusionPipeline
 
-    kwargs = {k: v for k, v in (("revision", revision), ("variant", variant)) if v is not None}
     source = f"init_transformer_from={name_or_path!r}"
-    index = DiffusionPipeline.load_config(name_or_path, **{k: v for k, v in kwargs.items() if k == "revision"})
-    vae = _component_class(index, "vae", source).from_pretrained(name_or_path, subfolder="vae", **kwargs)
+    index = DiffusionPipeline.load_config(name_or_path)
+    vae = _component_class(index, "vae", source).from_pretrained(name_or_path, subfolder="vae")
     ours, theirs = base_vae.state_dict(), vae.state_dict()
     differing = sorted(k for k in set(ours) | set(theirs)
                        if k not in ours or k not in theirs or ours[k].shape != theirs[k].shape or not torch.equal(ours[k].cpu(), theirs[k].cpu()))
@@ -144,7 +143,7 @@ def load_transformer_of(name_or_path: str, base_vae: nn.Module, revision: str | 
             "the same VAE, since its transformer was trained on that VAE's latents"
         )
     del vae
-    return _component_class(index, "transformer", source).from_pretrained(name_or_path, subfolder="transformer", **kwargs)
+    return _component_class(index, "transformer", source).from_pretrained(name_or_path, subfolder="transformer")
 
 
 def is_teacher_transformer(transformer) -> bool:
