@@ -150,6 +150,33 @@ def test_links_and_task_embeddings_connect_the_streams(base_and_teacher, backbon
     assert not torch.allclose(differs.perception_sample, same.perception_sample, atol=1e-4)
 
 
+def test_rgb_stream_transformer_is_the_teacher_rgb_stream_without_links(base_and_teacher, backbone):
+    """`rgb_stream_transformer()`: a stock base model with the shared weights and the RGB task embedding folded
+    in; it equals the teacher's RGB output with the perception->RGB links zeroed, whatever the perception input."""
+    base, teacher = base_and_teacher
+    _perturb_(teacher.control_parameters())  # trained-looking task embeddings and links, both directions
+    _perturb_(base.parameters(), seed=11, scale=0.1)
+    teacher.load_state_dict(base.state_dict(), strict=False)  # a trained backbone, not the zero-link base
+    rgb_only = teacher.rgb_stream_transformer()
+    assert type(rgb_only) is type(base) and not hasattr(rgb_only, "task_embedding")
+    latents, text, t = _latents(backbone), _text(), torch.tensor([700, 90])
+    with torch.no_grad():
+        linked = teacher(latents, _latents(backbone, seed=5), text, t).sample
+        got = _base_forward(rgb_only.eval(), backbone, latents, text, t)
+        # the links matter here, so dropping them changes the prediction ...
+        assert not torch.allclose(got, linked, atol=1e-3)
+        for link in teacher.perception_to_rgb_links:
+            link.weight.zero_()
+            link.bias.zero_()
+        for seed in (5, 6):  # ... and without them the teacher's RGB stream is exactly the extracted model
+            torch.testing.assert_close(teacher(latents, _latents(backbone, seed=seed), text, t).sample, got, atol=1e-5, rtol=1e-5)
+        # the task embedding was folded in, not dropped: without it the output differs
+        with_no_task = type(base).from_config(base.config)
+        with_no_task.load_state_dict(base.state_dict())
+        assert not torch.allclose(_base_forward(with_no_task.eval(), backbone, latents, text, t), got, atol=1e-4)
+    assert teacher.task_embedding.weight.abs().sum() > 0  # the teacher itself is unchanged by the extraction
+
+
 def test_links_update_both_streams_from_pre_link_states(base_and_teacher, backbone):
     """After a linked block: rgb += p2r(perception_pre), perception += r2p(rgb_pre) (symmetric)."""
     _, teacher = base_and_teacher

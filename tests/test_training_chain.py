@@ -409,6 +409,25 @@ def test_init_transformer_from_fine_tunes_a_trained_model_on_the_base_vae(chain,
     for key, value in _weights(out / "teacher").items():
         torch.testing.assert_close(live.state_dict()[key], value)
 
+    # a single-stream model started from a teacher gets the teacher's RGB stream: a stock transformer with the
+    # teacher's backbone weights and its RGB task embedding folded in, no links; it trains and saves as a student
+    from mmphys_diffusers.models import ControlLinkTransformer3DModel
+
+    trained_teacher = ControlLinkTransformer3DModel.from_pretrained(str(out / "teacher"), subfolder="transformer")
+    expected = trained_teacher.rgb_stream_transformer().state_dict()
+    from_teacher = StudentTrainer(StudentTrainConfig(output_dir=str(tmp_path / "from-teacher"), init_transformer_from=str(out / "teacher"), **common))
+    from_teacher.train()
+    saved = _weights(tmp_path / "from-teacher")
+    assert set(saved) == set(expected) and not any(k.startswith(("task_embedding", "perception_to_rgb")) for k in saved)
+    first = from_teacher.history[0]["loss"]
+    assert first < 0.8 * first_loss["fresh"]  # the teacher's backbone already denoises RGB latents
+    fresh_start = StudentTrainer(StudentTrainConfig(output_dir=str(tmp_path / "from-teacher-2"), init_transformer_from=str(out / "teacher"), **common))
+    fresh_start.setup()
+    for key, value in expected.items():
+        torch.testing.assert_close(fresh_start.accelerator.unwrap_model(fresh_start.model).transformer.state_dict()[key], value)
+    with pytest.raises(MMPhysInputError, match="holds a teacher"):
+        StudentTrainer(StudentTrainConfig(output_dir=str(tmp_path / "bad"), **{**common, "pretrained_model": str(out / "teacher")})).setup()
+
     other = load_base_pipeline("tiny-wan", seed=1)  # another VAE initialisation
     other.save_pretrained(tmp_path / "other-vae")
     with pytest.raises(MMPhysInputError, match="its VAE differs from pretrained_model's"):

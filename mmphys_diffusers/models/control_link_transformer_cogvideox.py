@@ -80,6 +80,8 @@ class ControlLinkCogVideoXTransformer3DModel(ControlLinkMixin, CogVideoXTransfor
             linked block, `dim = num_attention_heads * attention_head_dim`.
     """
 
+    base_transformer_class = CogVideoXTransformer3DModel
+    task_embedding_bias_path = "time_embedding.linear_2.bias"
     _no_split_modules = ["CogVideoXBlock", "CogVideoXPatchEmbed"]
 
     @register_to_config

@@ -84,6 +84,8 @@ class ControlLinkWanTransformer3DModel(ControlLinkMixin, WanTransformer3DModel):
             linked block, `dim = num_attention_heads * attention_head_dim`.
     """
 
+    base_transformer_class = WanTransformer3DModel
+    task_embedding_bias_path = "condition_embedder.time_embedder.linear_2.bias"
     _no_split_modules = ["WanTransformerBlock"]
     # The base context-parallel plan assumes the base forward signature; not validated for two streams.
     _cp_plan = None

@@ -174,6 +174,31 @@ class ControlLinkMixin:
             logger.info(f"{cls.__name__}: no control links in the checkpoint, zero-initialised them.")
         return (model, loading_info) if output_loading_info else model
 
+    # Set by each teacher class: the stock transformer it extends, and the bias that a constant added to the
+    # time embedding (where the forward adds the task embedding) folds into exactly.
+    base_transformer_class: type
+    task_embedding_bias_path: str
+
+    def rgb_stream_transformer(self) -> nn.Module:
+        """A stock base transformer that computes this teacher's RGB stream with the control links removed.
+
+        The shared backbone weights are copied and the RGB task embedding is folded into the bias it is added
+        after (`task_embedding_bias_path`), so the result equals the teacher's RGB prediction whenever the
+        perception->RGB links contribute nothing (exactly so for a freshly built teacher). With trained links
+        it is *not* a finished model: the RGB stream was trained to read the perception stream. It is a
+        starting point, e.g. for a student (`init_transformer_from=<teacher pipeline>`).
+        """
+        config = {k: v for k, v in self.config.items() if not k.startswith("_") and k != "control_link_layers"}
+        base = self.base_transformer_class.from_config(config)
+        backbone_state = {k: v for k, v in self.state_dict().items() if not k.startswith(CONTROL_PARAMETER_PREFIXES)}
+        base.load_state_dict(backbone_state, strict=True)
+        bias = base.get_parameter(self.task_embedding_bias_path)
+        with torch.no_grad():
+            bias.add_(self.task_embedding.weight[RGB_TASK_ID].to(bias.dtype))
+        # from_config builds in float32; load_state_dict copies the values into it (no dtype cast of the module,
+        # which would also cast the modules diffusers keeps in float32)
+        return base.to(device=self.proj_out.weight.device)
+
     def control_parameters(self) -> Iterator[nn.Parameter]:
         """The parameters the teacher adds to the backbone (task embeddings and links), e.g. to train them."""
         yield from self.task_embedding.parameters()

@@ -47,7 +47,8 @@ class TrainConfig:
     pretrained_model: str = "tiny-wan"  # pipeline folder, Hub id, or one of TINY_BACKBONES
     # A trained pipeline (folder or Hub id) whose transformer replaces pretrained_model's before training:
     # fine-tune a finished model further, keeping the base's VAE, text encoder and latent cache. Its VAE
-    # must equal the base's, weight for weight, or its latents would mean something else.
+    # must equal the base's, weight for weight, or its latents would mean something else. A teacher pipeline
+    # starts a student or baseline from the teacher's RGB stream (shared backbone, links dropped).
     init_transformer_from: str | None = None
     revision: str | None = None
     variant: str | None = None

@@ -92,6 +92,10 @@ class StudentTrainer(Trainer):
     def build_model(self) -> nn.Module:
         cfg = self.config
         student = self.pipe.transformer
+        if is_teacher_transformer(student) and cfg.init_transformer_from:
+            # a single-stream model starting from a trained teacher takes its shared backbone as the RGB stream
+            student = student.rgb_stream_transformer()
+            logger.info("student initialised from the RGB stream of teacher %s (control links dropped)", cfg.init_transformer_from)
         if is_teacher_transformer(student):
             raise MMPhysInputError(
                 f"pretrained_model={cfg.pretrained_model!r} holds a teacher; the student starts from the base model "
