@@ -24,7 +24,8 @@ from plot_benchmark_samples import _text_strip, save_sheet  # noqa: E402
 DEMO_PROMPT = "a red ball falls and bounces on the floor"
 
 
-def demo_sheet(models: list[tuple[str, str]], prompt: str, seeds: list[int], frames: int, label_width: int = 84) -> np.ndarray:
+def demo_sheet(models: list[tuple[str, str]], prompt: str, seeds: list[int], frames: int, label_width: int = 84,
+               steps: int | None = None, guidance: float | None = None) -> np.ndarray:
     from mmphys_diffusers.cli.generate import generate
     from mmphys_diffusers.utils.video_io import read_video
 
@@ -32,7 +33,8 @@ def demo_sheet(models: list[tuple[str, str]], prompt: str, seeds: list[int], fra
     with tempfile.TemporaryDirectory() as tmp:
         for label, model in models:
             for seed in seeds:
-                path = generate(prompt, Path(tmp) / f"{len(rows)}.mp4", model=model, seed=seed, device="cpu")
+                path = generate(prompt, Path(tmp) / f"{len(rows)}.mp4", model=model, seed=seed, device="cpu",
+                                steps=steps, guidance=guidance)
                 video, _ = read_video(path)
                 idx = np.round(np.linspace(0, len(video) - 1, min(frames, len(video)))).astype(int)
                 row = np.concatenate([np.pad(video[i], ((1, 1), (1, 1), (0, 0)), constant_values=255) for i in idx], axis=1)
@@ -61,8 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="generator seeds, one row each")
     parser.add_argument("--frames", type=int, default=9, help="frames per row")
     parser.add_argument("--scale", type=int, default=2, help="integer upscaling of the sheet")
+    # a trainer's output folder (not an export) records no steps or guidance, so the pipeline's would apply
+    parser.add_argument("--steps", type=int, default=None, help="denoising steps (default: each model's)")
+    parser.add_argument("--guidance", type=float, default=None, help="guidance scale (default: each model's)")
     args = parser.parse_args(argv)
-    save_sheet(demo_sheet(args.model, args.prompt, args.seeds, args.frames), args.out, args.scale)
+    save_sheet(demo_sheet(args.model, args.prompt, args.seeds, args.frames, steps=args.steps, guidance=args.guidance), args.out, args.scale)
     return 0
 
 

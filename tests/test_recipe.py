@@ -593,9 +593,32 @@ def test_start_from_fine_tunes_the_models_of_an_earlier_export(smoke_run, tmp_pa
     earlier_run = json.loads((earlier / "teacher" / "mmphys_recipe.json").read_text())["run_id"]
     for kind in recipe.MODEL_KINDS:
         record = json.loads((out / kind / recipe.START_FROM_FILE).read_text())
-        assert record == {"path": str(earlier / kind), "run_id": earlier_run, "global_step": 8}
+        assert record == {"path": str(earlier / kind), "run_id": earlier_run, "global_step": 8, "rgb_stream_of_teacher": False}
         card = (tmp_path / "export" / kind / "README.md").read_text()
         assert f"starting point: the trained model of run `{earlier_run}`, trained 8 steps" in card
+
+    # a baseline (or student) started from a teacher trains from the teacher's RGB stream, and says so
+    # here the VAE is also taken from the earlier export (vae.from_pipeline) instead of trained
+    from_teacher = dict(preset, name="smoke-rgb-from-teacher", start_from={"baseline": str(earlier / "teacher")},
+                        vae={"from_pipeline": str(earlier / "student")})
+    out2 = tmp_path / "run-from-teacher"
+    for name in ("data", "base"):
+        shutil.copytree(root / "run" / name, out2 / name)
+    recipe.run_recipe(from_teacher, out2, export=tmp_path / "export2", device="cpu", command="pytest", stages=("vae", "baseline"))
+    vae_summary = json.loads((out2 / "vae" / "vae_summary.json").read_text())
+    assert vae_summary["reused_from"] == str(earlier / "student") and vae_summary["global_step"] is None
+    trained_vae = json.loads((root / "run" / "vae" / "vae_summary.json").read_text())
+    for modality, value in trained_vae["psnr"].items():  # the same VAE on the same held-out clips
+        assert vae_summary["psnr"][modality] == pytest.approx(value, abs=1e-3)
+    assert (out2 / "vae" / "diffusion_pytorch_model.safetensors").read_bytes() == \
+        (earlier / "student" / "vae" / "diffusion_pytorch_model.safetensors").read_bytes()
+    with pytest.raises(MMPhysInputError, match="from_pipeline takes no training options"):
+        recipe.run_recipe(dict(from_teacher, vae={"from_pipeline": str(earlier / "student"), "max_train_steps": 3}),
+                          tmp_path / "bad-vae", device="cpu", stages=("data", "vae"))
+    record = json.loads((out2 / "baseline" / recipe.START_FROM_FILE).read_text())
+    assert record["rgb_stream_of_teacher"] is True
+    assert "starting point: the RGB stream (shared backbone, control links dropped) of the trained teacher" in recipe._start_from_line(record)
+    assert log(out2, "baseline")[0] < log(root / "run", "baseline")[0]
 
     bad = dict(preset, start_from={"vae": str(earlier / "student")})
     with pytest.raises(MMPhysInputError, match=r"start_from names \['vae'\]"):

@@ -170,6 +170,9 @@ def _record_start_from(folder: Path, source: Path) -> None:
         "path": str(source.resolve().relative_to(REPO)) if source.resolve().is_relative_to(REPO) else str(source),
         "run_id": json.loads(recipe.read_text()).get("run_id") if recipe.is_file() else None,
         "global_step": json.loads(summary.read_text()).get("metrics", {}).get("global_step") if summary.is_file() else None,
+        # a single-stream model started from a teacher takes the teacher's RGB stream
+        "rgb_stream_of_teacher": folder.name != "teacher"
+        and "Teacher" in str(json.loads((source / "model_index.json").read_text()).get("_class_name")),
     }
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / START_FROM_FILE, record)
@@ -263,6 +266,8 @@ def _stage_vae(out: Path, preset: dict, seed: int, device: str) -> dict:
     if (vae_dir / VAE_SUMMARY_NAME).is_file():
         _log("vae: finished, skipped")
         return json.loads((vae_dir / VAE_SUMMARY_NAME).read_text())
+    if preset["vae"].get("from_pipeline"):
+        return _reuse_pipeline_vae(out, preset, seed, vae_dir)
     options = dict(preset["vae"])
     architecture = options.pop("base_vae", "tiny-wan")  # tiny-wan (AutoencoderKLWan) or tiny-video (AutoencoderKLTinyVideo)
     whole_clip = options.pop("whole_clip_finetune", None)
@@ -298,6 +303,41 @@ def _stage_vae(out: Path, preset: dict, seed: int, device: str) -> dict:
         config = config_from_dict(VAETrainConfig, {"output_dir": str(folder), "base_vae": base, **common, **phase_options}, where=phase_where)
         _log(f"vae: {what}, {config.max_train_steps} steps from {base} -> {folder}")
         summary = train_vae(config)
+    return summary
+
+
+def _reuse_pipeline_vae(out: Path, preset: dict, seed: int, vae_dir: Path) -> dict:
+    """The ``vae: {"from_pipeline": folder}`` block: copy a trained pipeline's VAE into ``vae/`` instead of
+    training one (models fine-tuned from that pipeline need its latents), and measure its held-out PSNR and
+    colour recall on this run's held-out clips. The summary names the source; its steps are unknown here."""
+    from mmphys_diffusers.errors import MMPhysInputError
+    from mmphys_diffusers.training.vae import VAE_SUMMARY_NAME, VAEClips, evaluate_colour_recall, evaluate_psnr, load_vae
+    from mmphys_diffusers.utils.atomic import atomic_write_json
+
+    extra = sorted(set(preset["vae"]) - {"from_pipeline"})
+    if extra:
+        raise MMPhysInputError(f"preset vae block: from_pipeline takes no training options, got {extra}; expected only from_pipeline")
+    value = Path(preset["vae"]["from_pipeline"])
+    source = value if value.is_absolute() else REPO / value
+    if not (source / "vae" / "config.json").is_file():
+        raise MMPhysInputError(f"preset vae.from_pipeline={str(value)!r}: expected a pipeline folder with vae/ (absolute, or relative to the repository)")
+    _log(f"vae: copying the VAE of {source}")
+    tmp = out / ".vae.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source / "vae", tmp)
+    heldout = VAEClips(out / "data" / "heldout", [PERCEPTION_CUE], preset["num_frames"], preset["size"], preset["size"], "uniform", seed,
+                       {PERCEPTION_CUE: codec_kwargs_for(preset["size"])})
+    vae = load_vae(tmp)
+    summary = {
+        "global_step": None,
+        "psnr": evaluate_psnr(vae, heldout),
+        "colour_recall": evaluate_colour_recall(vae, heldout),
+        "reused_from": str(source.resolve().relative_to(REPO)) if source.resolve().is_relative_to(REPO) else str(source),
+        "config": {},
+    }
+    atomic_write_json(tmp / VAE_SUMMARY_NAME, summary)  # written last inside tmp: the rename publishes a finished stage
+    shutil.rmtree(vae_dir, ignore_errors=True)
+    os.replace(tmp, vae_dir)
     return summary
 
 
@@ -441,6 +481,8 @@ def _stage_eval(out: Path, preset: dict, device: str, seed: int = 0) -> dict:
 
 def _schedule_note(diffusion: dict) -> str:
     """The model card's note on a final learning-rate decay (empty for a constant rate)."""
+    if diffusion.get("lr_scheduler") == "linear":
+        return f" (warm-up over {diffusion.get('lr_warmup_steps', 0)} steps, then decayed linearly to 0)"
     if diffusion.get("lr_scheduler") != "warmup_stable_decay":
         return ""
     start = diffusion["max_train_steps"] - diffusion["lr_decay_steps"]
@@ -485,7 +527,8 @@ def _start_from_line(record: dict | None) -> str:
         return ""
     steps = f", trained {record['global_step']} steps" if record.get("global_step") is not None else ""
     run = f" of run `{record['run_id']}`" if record.get("run_id") else ""
-    return (f"- starting point: the trained model{run}{steps} (`{record['path']}` when this run started; the preset's "
+    what = "the RGB stream (shared backbone, control links dropped) of the trained teacher" if record.get("rgb_stream_of_teacher") else "the trained model"
+    return (f"- starting point: {what}{run}{steps} (`{record['path']}` when this run started; the preset's "
             "`start_from`); the steps below come on top")
 
 
@@ -498,6 +541,26 @@ def _pretrain_line(info: dict) -> str:
             f"(the recipe's `pretrain` stage; loss {pre.get('loss_first', float('nan')):.4f} -> {pre.get('loss_last', float('nan')):.4f}, "
             f"{pre.get('train_seconds', float('nan')):.1f} s)")
     return line + (f"; that stage's output was reused from {pre['reused_from']}" if pre.get("reused_from") else "")
+
+
+def _vae_line(vae: dict) -> str:
+    """The model card's VAE line: how it was trained, or where it was copied from (`vae.from_pipeline`)."""
+    if vae.get("global_step") is None and vae.get("reused_from"):
+        return (f"- VAE: the trained VAE of `{vae['reused_from']}` (copied, not retrained: preset `vae.from_pipeline`); "
+                f"held-out PSNR {json.dumps(vae.get('psnr'))} dB on this run's held-out clips")
+    return (
+        f"- VAE: trained by `train/train_vae.py` for {vae['global_step']} steps on RGB + pseudo-RGB"
+        + (f" of the first {vae['train_clips']} clips" if vae.get("train_clips") else "")
+        + (f", in random {vae['train_num_frames']}-frame windows" if vae.get("train_num_frames") else "")
+        + (f", after {vae['windows']['global_step']} steps on random {vae['windows']['train_num_frames']}-frame windows"
+           if vae.get("windows") else "")
+        + (f"; then its decoder alone for {vae['decoder_finetune']['global_step']} steps with colour weight "
+           f"{vae['decoder_finetune']['colour_weight']} (encoder and latent space unchanged), held-out object-pixel colour "
+           f"recall {vae['decoder_finetune']['colour_recall_before']} -> {vae['decoder_finetune']['colour_recall']}"
+           if vae.get("decoder_finetune") else "")
+        + f"; held-out PSNR {json.dumps(vae.get('psnr'))} dB"
+        + (f" (stage output reused from {vae['reused_from']})" if vae.get("reused_from") else "")
+    )
 
 
 def _model_card(kind: str, info: dict) -> str:
@@ -519,7 +582,8 @@ def _model_card(kind: str, info: dict) -> str:
         "",
         f"# MMPhysVideo-Tiny {kind}",
         "",
-        f"{titles[kind]}. A *tiny* Wan2.1-architecture model trained from scratch by the mmphys-diffusers",
+        f"{titles[kind]}. A *tiny* Wan2.1-architecture model trained "
+        + ("further from an earlier trained model (below)" if stage.get("start_from") else "from scratch") + " by the mmphys-diffusers",
         "trainers on the project's synthetic physics world (pymunk scenes). It shows the method end to end;",
         "it is not a general video model.",
         "",
@@ -529,17 +593,7 @@ def _model_card(kind: str, info: dict) -> str:
         f"- data: {info['data']['train_clips']} simulated clips ({', '.join(info['data']['families'])}), "
         f"{info['num_frames']} frames x {info['size']} x {info['size']} px, seed {info['seed']}",
         f"- perception cue: `{PERCEPTION_CUE}` with fixed codec settings {json.dumps(info['codec_kwargs'])}",
-        f"- VAE: trained by `train/train_vae.py` for {info['vae']['global_step']} steps on RGB + pseudo-RGB"
-        + (f" of the first {info['vae']['train_clips']} clips" if info["vae"].get("train_clips") else "")
-        + (f", in random {info['vae']['train_num_frames']}-frame windows" if info["vae"].get("train_num_frames") else "")
-        + (f", after {info['vae']['windows']['global_step']} steps on random {info['vae']['windows']['train_num_frames']}-frame windows"
-           if info["vae"].get("windows") else "")
-        + (f"; then its decoder alone for {info['vae']['decoder_finetune']['global_step']} steps with colour weight "
-           f"{info['vae']['decoder_finetune']['colour_weight']} (encoder and latent space unchanged), held-out object-pixel colour "
-           f"recall {info['vae']['decoder_finetune']['colour_recall_before']} -> {info['vae']['decoder_finetune']['colour_recall']}"
-           if info["vae"].get("decoder_finetune") else "")
-        + f"; held-out PSNR {json.dumps(info['vae'].get('psnr'))} dB"
-        + (f" (stage output reused from {info['vae']['reused_from']})" if info["vae"].get("reused_from") else ""),
+        _vae_line(info["vae"]),
         f"- text encoder: {info.get('text_encoder', describe_text_encoder({}))}; prompts are read by",
         "  the transformer's cross-attention, which learns over these fixed features",
         _start_from_line(info["stages"][kind].get("start_from")) or _pretrain_line(info),
