@@ -446,3 +446,32 @@ def test_object_size_error_flags_an_object_drawn_too_large_that_permanence_misse
     assert bigger["permanence"] == same["permanence"] == 1.0  # the count metrics do not see it
     with pytest.raises(MMPhysInputError, match="grow_px"):
         C.enlarge_object(clip.rgb, clip.cues["instances"], 1, 0)
+
+
+def test_pool_training_seeds_averages_per_video_before_bootstrapping():
+    """benchmarks/pool_training_seeds.py: per-video differences are averaged over the training seeds, and
+    only videos present in every file count."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "pool_training_seeds.py"
+    spec = importlib.util.spec_from_file_location("pool_training_seeds", path)
+    pool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pool)
+
+    def results(gains, scenes):
+        rows = []
+        for scene, gain in zip(scenes, gains):
+            rows.append({"model": "ref", "scene": scene, "seed": 0, "permanence": 0.5})
+            rows.append({"model": "new", "scene": scene, "seed": 0, "permanence": 0.5 + gain})
+        return {"per_video": rows}
+
+    first = results([0.1, 0.3, 0.2], ["a", "b", "c"])
+    second = results([0.3, 0.1, 0.9], ["a", "b", "d"])  # "c" and "d" are not in both
+    pooled = pool.pooled_difference([first, second], "new", "ref", "permanence")
+    assert pooled["n_videos"] == 2
+    assert pooled["difference"] == pytest.approx(0.2)  # mean of (0.1+0.3)/2 and (0.3+0.1)/2
+    assert pooled["per_training_seed"] == pytest.approx([0.2, 0.2])
+    assert pooled["ci95"][0] == pytest.approx(0.2) and pooled["ci95"][1] == pytest.approx(0.2)
+    with pytest.raises(MMPhysInputError, match="no video with 'permanence' for both 'new' and 'other'"):
+        pool.pooled_difference([first], "new", "other", "permanence")

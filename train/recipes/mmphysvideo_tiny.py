@@ -157,6 +157,12 @@ def _check_start_from(preset: dict) -> None:
                                    "(absolute, or relative to the repository)")
 
 
+def _repo_relative(path: Path) -> str:
+    """`path` relative to the repository when inside it, so records and model cards do not name this machine's folders."""
+    resolved = path.resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(path)
+
+
 def _record_start_from(folder: Path, source: Path) -> None:
     """Write where `folder`'s model starts from, once: the source may be replaced later (e.g. by an export)."""
     from mmphys_diffusers.utils.atomic import atomic_write_json
@@ -166,8 +172,7 @@ def _record_start_from(folder: Path, source: Path) -> None:
     recipe = source / RECIPE_FILE
     summary = source / "train_summary.json"
     record = {
-        # inside the repository: relative, so a model card does not name this machine's folders
-        "path": str(source.resolve().relative_to(REPO)) if source.resolve().is_relative_to(REPO) else str(source),
+        "path": _repo_relative(source),
         "run_id": json.loads(recipe.read_text()).get("run_id") if recipe.is_file() else None,
         "global_step": json.loads(summary.read_text()).get("metrics", {}).get("global_step") if summary.is_file() else None,
         # a single-stream model started from a teacher takes the teacher's RGB stream
@@ -332,7 +337,7 @@ def _reuse_pipeline_vae(out: Path, preset: dict, seed: int, vae_dir: Path) -> di
         "global_step": None,
         "psnr": evaluate_psnr(vae, heldout),
         "colour_recall": evaluate_colour_recall(vae, heldout),
-        "reused_from": str(source.resolve().relative_to(REPO)) if source.resolve().is_relative_to(REPO) else str(source),
+        "reused_from": _repo_relative(source),
         "config": {},
     }
     atomic_write_json(tmp / VAE_SUMMARY_NAME, summary)  # written last inside tmp: the rename publishes a finished stage
