@@ -22,10 +22,11 @@ from .control_link_transformer_cogvideox import ControlLinkCogVideoXTransformer3
 from .control_link_transformer_wan import ControlLinkWanTransformer3DModel
 from .control_links import CONTROL_PARAMETER_PREFIXES
 
-# Base transformer class -> teacher class. Exact classes only: a subclass of a base may change its forward.
+# Base transformer class -> teacher class, from each teacher's `base_transformer_class`. Exact classes only: a
+# subclass of a base may change its forward.
 TEACHER_CLASSES: dict[type[ModelMixin], type[ModelMixin]] = {
-    CogVideoXTransformer3DModel: ControlLinkCogVideoXTransformer3DModel,
-    WanTransformer3DModel: ControlLinkWanTransformer3DModel,
+    teacher.base_transformer_class: teacher
+    for teacher in (ControlLinkCogVideoXTransformer3DModel, ControlLinkWanTransformer3DModel)
 }
 
 _TEACHERS_BY_NAME = {teacher.__name__: teacher for teacher in TEACHER_CLASSES.values()}

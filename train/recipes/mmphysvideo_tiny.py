@@ -136,8 +136,11 @@ def start_from_path(preset: dict, kind: str) -> Path | None:
     """The trained pipeline a preset's ``start_from`` block names for `kind` (relative to the repository),
     or None: then `kind` starts from `starting_point`."""
     value = (preset.get("start_from") or {}).get(kind)
-    if value is None:
-        return None
+    return None if value is None else _repo_path(value)
+
+
+def _repo_path(value: str | Path) -> Path:
+    """A preset's folder: absolute, or relative to the repository."""
     path = Path(value)
     return path if path.is_absolute() else REPO / path
 
@@ -163,8 +166,9 @@ def _repo_relative(path: Path) -> str:
     return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(path)
 
 
-def _record_start_from(folder: Path, source: Path) -> None:
+def _record_start_from(folder: Path, source: Path, kind: str) -> None:
     """Write where `folder`'s model starts from, once: the source may be replaced later (e.g. by an export)."""
+    from mmphys_diffusers.models import TEACHER_CLASSES
     from mmphys_diffusers.utils.atomic import atomic_write_json
 
     if (folder / START_FROM_FILE).is_file():
@@ -176,8 +180,8 @@ def _record_start_from(folder: Path, source: Path) -> None:
         "run_id": json.loads(recipe.read_text()).get("run_id") if recipe.is_file() else None,
         "global_step": json.loads(summary.read_text()).get("metrics", {}).get("global_step") if summary.is_file() else None,
         # a single-stream model started from a teacher takes the teacher's RGB stream
-        "rgb_stream_of_teacher": folder.name != "teacher"
-        and "Teacher" in str(json.loads((source / "model_index.json").read_text()).get("_class_name")),
+        "rgb_stream_of_teacher": kind != "teacher" and (json.loads((source / "model_index.json").read_text()).get("transformer") or [None])[-1]
+        in {teacher.__name__ for teacher in TEACHER_CLASSES.values()},
     }
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / START_FROM_FILE, record)
@@ -216,7 +220,7 @@ def _train_stage(kind: str, out: Path, preset: dict, seed: int) -> dict:
     if source is not None:
         # a trained model's weights on the same base (VAE, text encoder, latent cache)
         common["init_transformer_from"] = str(source)
-        _record_start_from(out / kind, source)
+        _record_start_from(out / kind, source, kind)
     if kind == "teacher":
         config, trainer_cls = config_from_dict(TeacherTrainConfig, {**common, **preset["teacher"]}), TeacherTrainer
     else:
@@ -322,8 +326,8 @@ def _reuse_pipeline_vae(out: Path, preset: dict, seed: int, vae_dir: Path) -> di
     extra = sorted(set(preset["vae"]) - {"from_pipeline"})
     if extra:
         raise MMPhysInputError(f"preset vae block: from_pipeline takes no training options, got {extra}; expected only from_pipeline")
-    value = Path(preset["vae"]["from_pipeline"])
-    source = value if value.is_absolute() else REPO / value
+    value = preset["vae"]["from_pipeline"]
+    source = _repo_path(value)
     if not (source / "vae" / "config.json").is_file():
         raise MMPhysInputError(f"preset vae.from_pipeline={str(value)!r}: expected a pipeline folder with vae/ (absolute, or relative to the repository)")
     _log(f"vae: copying the VAE of {source}")
