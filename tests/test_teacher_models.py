@@ -14,6 +14,7 @@ from mmphys_diffusers.models import (
     ControlLinkTransformer3DModel,
     ControlLinkTransformerOutput,
     ControlLinkWanTransformer3DModel,
+    is_teacher_class_name,
     teacher_class_for,
 )
 
@@ -85,6 +86,8 @@ def test_dispatch_picks_the_teacher_class(base_and_teacher, backbone):
     assert type(teacher) is expected
     assert teacher_class_for(type(base)) is expected and teacher_class_for(base) is expected
     assert TEACHER_CLASSES[type(base)] is expected
+    assert is_teacher_class_name(expected.__name__) and not is_teacher_class_name(type(base).__name__)
+    assert not is_teacher_class_name(None)
     assert isinstance(teacher, type(base))  # keeps ModelMixin/PeftAdapterMixin/... of the base
     assert teacher._supports_gradient_checkpointing
     assert teacher.linked_layers == [0, 1]

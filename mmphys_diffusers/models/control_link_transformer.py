@@ -51,6 +51,11 @@ def teacher_class_for(base_cls: type | ModelMixin) -> type[ModelMixin]:
     return teacher_cls
 
 
+def is_teacher_class_name(class_name: str | None) -> bool:
+    """Whether ``class_name`` (e.g. a ``model_index.json`` transformer entry) names a control-link teacher class."""
+    return class_name in _TEACHERS_BY_NAME
+
+
 def _is_teacher(model: Any) -> bool:
     return isinstance(model, tuple(_TEACHERS_BY_NAME.values()))
 

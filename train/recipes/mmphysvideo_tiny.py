@@ -168,7 +168,7 @@ def _repo_relative(path: Path) -> str:
 
 def _record_start_from(folder: Path, source: Path, kind: str) -> None:
     """Write where `folder`'s model starts from, once: the source may be replaced later (e.g. by an export)."""
-    from mmphys_diffusers.models import TEACHER_CLASSES
+    from mmphys_diffusers.models import is_teacher_class_name
     from mmphys_diffusers.utils.atomic import atomic_write_json
 
     if (folder / START_FROM_FILE).is_file():
@@ -180,8 +180,8 @@ def _record_start_from(folder: Path, source: Path, kind: str) -> None:
         "run_id": json.loads(recipe.read_text()).get("run_id") if recipe.is_file() else None,
         "global_step": json.loads(summary.read_text()).get("metrics", {}).get("global_step") if summary.is_file() else None,
         # a single-stream model started from a teacher takes the teacher's RGB stream
-        "rgb_stream_of_teacher": kind != "teacher" and (json.loads((source / "model_index.json").read_text()).get("transformer") or [None])[-1]
-        in {teacher.__name__ for teacher in TEACHER_CLASSES.values()},
+        "rgb_stream_of_teacher": kind != "teacher"
+        and is_teacher_class_name((json.loads((source / "model_index.json").read_text()).get("transformer") or [None])[-1]),
     }
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_json(folder / START_FROM_FILE, record)
