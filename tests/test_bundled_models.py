@@ -98,3 +98,52 @@ def test_eval_reproduces_rows_of_the_shipped_table(tmp_path):
                 assert row.get(key) is None, (row["model"], key)
             else:
                 assert row[key] == pytest.approx(ref[key], rel=1e-3, abs=1e-4), (row["model"], key)
+
+
+def test_denoising_loss_tells_the_trained_student_from_its_random_init(tmp_path):
+    """`denoising_loss_by_noise_level`: deterministic per clip, far lower for trained weights, and clear refusals."""
+    import torch
+
+    from mmphys_diffusers.errors import MMPhysInputError
+    from mmphys_diffusers.evaluation.denoising_loss import denoising_loss_by_noise_level
+    from mmphys_diffusers.evaluation.runner import load_model
+    from mmphys_diffusers.simulation import generate_dataset
+
+    generate_dataset(tmp_path / "clips", num_clips=3, num_frames=17, size=64, seed=123, workers=1)
+    _, pipe = load_model("bundled:student")
+    trained = denoising_loss_by_noise_level(pipe, tmp_path / "clips", sigmas=(0.3, 0.7))
+    again = denoising_loss_by_noise_level(pipe, tmp_path / "clips", sigmas=(0.3, 0.7))
+    assert trained["loss"] == again["loss"] and len(trained["loss"]) == 3 and len(trained["mean"]) == 2
+    torch.manual_seed(0)
+    pipe.transformer = type(pipe.transformer).from_config(pipe.transformer.config)
+    untrained = denoising_loss_by_noise_level(pipe, tmp_path / "clips", sigmas=(0.3, 0.7))
+    assert all(u > 2 * t for u, t in zip(untrained["mean"], trained["mean"])), (untrained["mean"], trained["mean"])
+    with pytest.raises(MMPhysInputError, match="noise levels in \\(0, 1\\)"):
+        denoising_loss_by_noise_level(pipe, tmp_path / "clips", sigmas=(0.0, 0.5))
+    _, teacher = load_model("bundled:teacher")
+    with pytest.raises(MMPhysInputError, match="two-stream teacher"):
+        denoising_loss_by_noise_level(teacher, tmp_path / "clips")
+
+
+def test_generalisation_benchmark_writes_its_table_and_refuses_overlapping_sets(tmp_path):
+    """benchmarks/bench_generalisation.py end to end on the bundled baseline, 2 + 2 clips."""
+    import importlib.util
+    from pathlib import Path
+
+    from mmphys_diffusers.errors import MMPhysInputError
+    from mmphys_diffusers.simulation import generate_dataset
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_generalisation.py"
+    spec = importlib.util.spec_from_file_location("bench_generalisation", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    generate_dataset(tmp_path / "train", num_clips=2, seed=5, workers=1, progress=False)
+    generate_dataset(tmp_path / "heldout", num_clips=2, seed=50_000, workers=1, progress=False)
+    args = ["--model", "base=bundled:baseline", "--train", str(tmp_path / "train"), "--max-clips", "2", "--out", str(tmp_path / "out")]
+    assert bench.main(args + ["--heldout", str(tmp_path / "heldout")]) == 0
+    report = json.loads((tmp_path / "out" / "generalisation.json").read_text())
+    ratio, low, high = report["models"]["base"]["gap"]
+    assert low <= ratio <= high and ratio > 0 and len(report["models"]["base"]["heldout"]["loss"]) == 2
+    assert "| base |" in (tmp_path / "out" / "generalisation.md").read_text()
+    with pytest.raises(MMPhysInputError, match="shares 2 scene seeds"):
+        bench.main(args + ["--heldout", str(tmp_path / "train")])

@@ -6,9 +6,11 @@
 - `text_adherence`: colours and counts named in the prompt;
 - `VideoFeatureNet` + `frechet_distance`: a Fréchet distance on our own features (not FVD);
 - `run_physics_benchmark`: held-out simulated prompts -> models -> JSON + markdown table;
-- `run_public_benchmark`: VideoPhy / VBench harness when the judges are available locally.
+- `run_public_benchmark`: VideoPhy / VBench harness when the judges are available locally;
+- `denoising_loss_by_noise_level`: a model's training objective on training vs held-out clips (memorisation check).
 """
 
+from .denoising_loss import denoising_loss_by_noise_level
 from .corruptions import enlarge_object, flip_vertically, rebounce, remove_object, shift_object, time_reverse
 from .evaluate import METRIC_DIRECTIONS, evaluate_video, object_size_metrics
 from .features import VideoFeatureNet, VideoFeatureNetConfig, frechet_distance, train_feature_network
@@ -46,6 +48,7 @@ __all__ = [
     "SIMULATOR_MODEL",
     "SceneInfo",
     "SimulatorModel",
+    "denoising_loss_by_noise_level",
     "format_paired_comparison",
     "paired_comparison",
     "VAERoundTrip",
