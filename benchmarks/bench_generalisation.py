@@ -54,7 +54,7 @@ def main(argv=None) -> int:
                 for name, root in (("train", args.train), ("heldout", args.heldout))}
         per_clip = {name: [float(np.mean(clip)) for clip in result["loss"]] for name, result in sets.items()}
         gap = loss_gap(per_clip["train"], per_clip["heldout"])
-        report["models"][label] = {"spec": spec, "gap": gap, **{name: result for name, result in sets.items()}}
+        report["models"][label] = {"spec": spec, "gap": gap, **sets}
         rows.append(
             f"| {label} | {np.mean(per_clip['train']):.4f} | {np.mean(per_clip['heldout']):.4f} | "
             f"{gap[0]:.3f} [{gap[1]:.3f}, {gap[2]:.3f}] | "

@@ -10,8 +10,8 @@
 - `denoising_loss_by_noise_level`: a model's training objective on training vs held-out clips (memorisation check).
 """
 
-from .denoising_loss import denoising_loss_by_noise_level
 from .corruptions import enlarge_object, flip_vertically, rebounce, remove_object, shift_object, time_reverse
+from .denoising_loss import denoising_loss_by_noise_level
 from .evaluate import METRIC_DIRECTIONS, evaluate_video, object_size_metrics
 from .features import VideoFeatureNet, VideoFeatureNetConfig, frechet_distance, train_feature_network
 from .motion import motion_iou_metrics, motion_masks

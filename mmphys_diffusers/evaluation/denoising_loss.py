@@ -77,7 +77,7 @@ def denoising_loss_by_noise_level(
         from tqdm.auto import tqdm
 
         iterator = tqdm(iterator, desc="denoising loss")
-    clip_ids, losses = [], []
+    clip_ids, losses, extra = [], [], None
     for index in iterator:
         item = clips[index]
         latents = adapter.encode_video(pipe.vae, item["rgb"][None].to(device)).to(dtype)
@@ -86,7 +86,8 @@ def denoising_loss_by_noise_level(
         batch = len(sigmas)
         latents, noise, text = latents.expand(batch, *latents.shape[1:]), noise.expand(batch, *noise.shape[1:]), text.expand(batch, *text.shape[1:])
         noisy, target = adapter.noisy_latents_and_target(scheduler, latents, noise, timesteps)
-        extra = adapter.transformer_kwargs(transformer, latents, height, width, num_frames, vae=pipe.vae)
+        if extra is None:  # depends only on the latent shape, the same for every clip (CogVideoX: rotary embeddings)
+            extra = adapter.transformer_kwargs(transformer, latents, height, width, num_frames, vae=pipe.vae)
         prediction = transformer(hidden_states=noisy, encoder_hidden_states=text, timestep=timesteps, return_dict=False, **extra)[0]
         losses.append((prediction.float() - target.float()).pow(2).flatten(1).mean(1).cpu().tolist())
         clip_ids.append(item["id"])
